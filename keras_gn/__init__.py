@@ -1,0 +1,19 @@
+"""keras_gn: Group Normalization (Wu & He, ECCV 2018) for Keras 3 and TensorFlow.
+
+    from keras_gn import GroupNormalization
+    y = GroupNormalization(groups=32)(x)
+"""
+
+from keras_gn import ops
+from keras_gn.layers import GroupNormalization, instance_norm, layer_norm
+from keras_gn.replace import replace_normalization
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GroupNormalization",
+    "layer_norm",
+    "instance_norm",
+    "replace_normalization",
+    "ops",
+]

@@ -1,0 +1,217 @@
+"""`GroupNormalization`: the Keras 3 layer, a thin wrapper over `keras_gn.ops`."""
+
+import keras
+
+from keras_gn import ops as gn_ops
+
+__all__ = ["GroupNormalization", "layer_norm", "instance_norm", "resolve_groups"]
+
+DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def resolve_groups(channels, groups=None, group_size=None):
+    """Number of groups for `channels`, from `groups` or from `group_size`.
+
+    Raises ValueError when the channels cannot be split as asked.
+    """
+    if group_size is not None:
+        gn_ops.check_groups(channels, 1)  # a defined channel count
+        if channels % group_size or group_size > channels:
+            raise ValueError(
+                f"group_size={group_size} does not divide the {channels} "
+                f"channels of the input into whole groups."
+            )
+        return channels // group_size
+    groups = DEFAULT_GROUPS if groups is None else groups
+    gn_ops.check_groups(channels, groups)
+    return groups
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class GroupNormalization(keras.layers.Layer):
+    """Group Normalization (Wu & He, ECCV 2018).
+
+    Normalises each sample over groups of channels: one mean and one variance
+    per (sample, group), taken over the channels of the group and every
+    spatial position (L, H x W or T x H x W), then applies a per-channel
+    `gamma` and `beta`. No statistic depends on the other samples of the
+    batch, so training and inference compute the same thing and there are no
+    moving averages.
+
+    Drops in wherever `keras.layers.BatchNormalization` stood: `call` takes
+    (and ignores) `training` and `mask`; the mask is passed on to the next
+    layer unchanged and does not enter the statistics.
+
+    Args:
+      groups: number of groups G (default 32, the paper's best). `groups=1`
+        is Layer Normalization over all non-batch axes.
+      group_size: channels per group, instead of `groups`; `group_size=1` is
+        Instance Normalization. Give `groups` or `group_size`, not both.
+      axis: channel axis, -1 (channels_last, default) or 1 (channels_first).
+      epsilon: added to the variance (default 1e-5, as the paper and PyTorch;
+        Keras's own GroupNormalization uses 1e-3).
+      center: add the learned per-channel offset `beta` (default True).
+      scale: multiply by the learned per-channel `gamma` (default True).
+      beta_initializer, gamma_initializer, beta_regularizer,
+      gamma_regularizer, beta_constraint, gamma_constraint: as for any Keras
+        layer's weights.
+
+    Input: a float tensor of rank 2 to 5 (`[N, C]`, `[N, L, C]`,
+    `[N, H, W, C]`, `[N, T, H, W, C]`, or channels first), whose channel
+    count is known. Output: same shape, in the layer's compute dtype. Under
+    `mixed_float16`/`mixed_bfloat16` the statistics are computed in float32
+    and gamma and beta are kept in float32.
+
+    On the TensorFlow backend the layer calls the XLA-compiled core
+    `keras_gn.ops.group_norm` with its analytic gradient; on other backends
+    the same formula in `keras.ops`.
+    """
+
+    def __init__(
+        self,
+        groups=None,
+        group_size=None,
+        axis=-1,
+        epsilon=1e-5,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if groups is not None and group_size is not None:
+            raise ValueError(
+                f"Give either groups or group_size, not both; got "
+                f"groups={groups} and group_size={group_size}."
+            )
+        if groups is not None:
+            _check_positive_int("groups", groups)
+        if group_size is not None:
+            _check_positive_int("group_size", group_size)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"axis must be an int (-1 or 1); got {axis!r}.")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+            raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+        self.groups = groups
+        self.group_size = group_size
+        self.axis = axis
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
+        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
+        self.beta_constraint = keras.constraints.get(beta_constraint)
+        self.gamma_constraint = keras.constraints.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        channel_axis = gn_ops.normalize_axis(self.axis, rank)
+        channels = input_shape[channel_axis]
+        try:
+            self._num_groups = resolve_groups(channels, self.groups, self.group_size)
+        except ValueError as error:
+            raise ValueError(f"{error} (layer {self.name!r}, input shape {tuple(input_shape)})") from None
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
+        # Kept in float32 under mixed precision (not autocast): the scale and
+        # shift are folded in float32 with the statistics.
+        self.gamma = None
+        self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight(
+                shape=(channels,),
+                name="gamma",
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                autocast=False,
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                shape=(channels,),
+                name="beta",
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                autocast=False,
+            )
+
+    @property
+    def num_groups(self):
+        """The number of groups G in use (known once the layer is built)."""
+        return getattr(self, "_num_groups", None)
+
+    def _check_dtype(self, inputs):
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "float" not in dtype:
+            raise TypeError(
+                f"GroupNormalization ({self.name!r}) needs floating-point "
+                f"inputs; got {dtype}. Cast the input to a float dtype first."
+            )
+
+    def call(self, inputs, training=None, mask=None):
+        self._check_dtype(inputs)
+        gamma = None if self.gamma is None else self.gamma.value
+        beta = None if self.beta is None else self.beta.value
+        if keras.backend.backend() == "tensorflow":
+            outputs = gn_ops.group_norm(inputs, gamma, beta, self._num_groups, self.axis, self.epsilon)
+        else:
+            outputs = gn_ops.keras_group_norm(inputs, gamma, beta, self._num_groups, self.axis, self.epsilon)
+        return keras.ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        # Symbolic calls (functional models) skip `call`: check here too.
+        self._check_dtype(inputs)
+        return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "groups": self.groups,
+                "group_size": self.group_size,
+                "axis": self.axis,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
+                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": keras.constraints.serialize(self.beta_constraint),
+                "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
+            }
+        )
+        return config
+
+
+def layer_norm(**kwargs):
+    """Layer Normalization as GN with one group (`groups=1`): statistics over
+    all non-batch axes, per-channel gamma and beta. Other arguments as
+    `GroupNormalization`."""
+    return GroupNormalization(groups=1, **kwargs)
+
+
+def instance_norm(**kwargs):
+    """Instance Normalization as GN with one channel per group
+    (`group_size=1`): statistics per (sample, channel) over the spatial axes.
+    Other arguments as `GroupNormalization`."""
+    return GroupNormalization(group_size=1, **kwargs)

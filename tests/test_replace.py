@@ -1,0 +1,65 @@
+"""replace_normalization: BatchNormalization -> GroupNormalization in Keras models."""
+
+import numpy as np
+import pytest
+import keras
+
+from keras_gn import GroupNormalization, replace_normalization
+
+
+def _count(model, cls):
+    return sum(isinstance(layer, cls) for layer in model._flatten_layers(include_self=False))
+
+
+def test_resnet50_swap_runs_a_training_step():
+    original = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=5)
+    n_bn = _count(original, keras.layers.BatchNormalization)
+    model = replace_normalization(original)
+    assert n_bn == 53
+    assert _count(model, keras.layers.BatchNormalization) == 0
+    assert _count(model, GroupNormalization) == n_bn
+    assert all(layer.num_groups == 32 for layer in model.layers if isinstance(layer, GroupNormalization))
+    # The other layers keep their weights; the original is untouched.
+    np.testing.assert_array_equal(model.get_layer("conv1_conv").kernel.numpy(), original.get_layer("conv1_conv").kernel.numpy())
+    assert isinstance(original.get_layer("conv1_bn"), keras.layers.BatchNormalization)
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", jit_compile=False)
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    y = np.array([1, 3])
+    before = model.get_layer("conv1_conv").kernel.numpy().copy()
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert not np.array_equal(before, model.get_layer("conv1_conv").kernel.numpy())
+
+
+def test_plain_clone_model_swap_works():
+    # The use that Keras's own GroupNormalization fails: clone_model passes mask.
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(32, 3)(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(h))
+    swapped = keras.models.clone_model(
+        model,
+        clone_function=lambda l: GroupNormalization(axis=l.axis) if isinstance(l, keras.layers.BatchNormalization) else l.__class__.from_config(l.get_config()),
+    )
+    assert swapped(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 32)
+
+
+def test_custom_norm_callable_and_nested_and_channels_first():
+    inner = keras.Sequential([keras.Input((4, 5, 5)), keras.layers.BatchNormalization(axis=1)], name="inner")
+    inputs = keras.Input((4, 5, 5))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(axis=1)(inner(inputs)))
+    swapped = replace_normalization(model, groups=2)
+    norms = [l for l in swapped._flatten_layers(include_self=False) if isinstance(l, GroupNormalization)]
+    assert len(norms) == 2 and all(l.axis == 1 and l.num_groups == 2 for l in norms)
+    ln = replace_normalization(model, norm=lambda bn: GroupNormalization(groups=1, axis=bn.axis))
+    x = np.random.default_rng(1).normal(size=(2, 4, 5, 5)).astype(np.float32)
+    assert ln(x).shape == (2, 4, 5, 5)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="needs a keras.Model; got Dense"):
+        replace_normalization(keras.layers.Dense(3))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    with pytest.raises(ValueError, match="not both"):
+        replace_normalization(model, norm=lambda bn: bn, groups=2)
