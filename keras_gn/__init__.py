@@ -5,7 +5,9 @@
 """
 
 from keras_gn import ops
+from keras_gn import models
 from keras_gn.layers import GroupNormalization, instance_norm, layer_norm
+from keras_gn.norms import normalization
 from keras_gn.replace import replace_normalization
 
 __version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""Bottleneck ResNet v1 (He et al. 2016) as the GN paper trained it, with the
+normalization chosen by `norm`.
+
+    model = keras_gn.models.resnet50(norm="gn")                  # ImageNet, 224 x 224
+    model = keras_gn.models.resnet(depth=14, width=16, stem="small",
+                                   input_shape=(28, 28, 1), num_classes=10)
+
+- The stride of a downsampling block is on its 3x3 convolution (as in the
+  paper's Caffe2 and PyTorch code), not on the first 1x1.
+- Convolutions have no bias and He-normal (fan-out) initialisation.
+- The last normalization of every residual block starts with gamma = 0, so
+  each block starts as the identity (the paper's recipe).
+- `weight_decay` is L2 on every weight, gamma and beta included (the paper's
+  ImageNet recipe); it is applied through Keras regularizers, so it goes
+  through the momentum exactly as in the paper's SGD.
+"""
+
+import keras
+
+from keras_gn.norms import normalization
+
+__all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES"]
+
+# depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
+STAGE_SIZES = {
+    8: [1, 1],
+    11: [1, 1, 1],
+    14: [1, 1, 1, 1],
+    26: [2, 2, 2, 2],
+    50: [3, 4, 6, 3],
+    101: [3, 4, 23, 3],
+    152: [3, 8, 36, 3],
+}
+
+
+def resnet(
+    depth=50,
+    norm="gn",
+    include_top=True,
+    num_classes=1000,
+    input_shape=None,
+    data_format="channels_last",
+    width=64,
+    stem="imagenet",
+    weight_decay=0.0,
+    name=None,
+    **norm_overrides,
+):
+    """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
+
+    Args:
+      depth: one of `STAGE_SIZES` (8, 11, 14, 26, 50, 101, 152).
+      norm: a name for `keras_gn.normalization` ("gn", "bn", "syncbn",
+        "frozen_bn", "brn", "ln", "in", "none"), a layer class or a callable.
+      include_top: end in global average pooling and a `num_classes` Dense
+        layer giving logits; otherwise the model outputs the last feature map.
+      num_classes: classes of the top layer.
+      input_shape: image shape without the batch; default (224, 224, 3)
+        channels_last or (3, 224, 224) channels_first.
+      data_format: "channels_last" (default) or "channels_first" (faster on
+        GPU with cuDNN).
+      width: channels of the stem and of the first stage's 3x3 convolutions
+        (64 in ResNet-50; each stage doubles it; block outputs are 4x).
+      stem: "imagenet" (7x7 stride-2 convolution and 3x3 stride-2 max pool)
+        or "small" (one 3x3 stride-1 convolution, for 28-32 pixel images).
+      weight_decay: the SGD weight decay (1e-4 in the paper), as L2 on every
+        kernel, bias, gamma and beta; 0 for none.
+      name: the model's name (default "resnet{depth}_{norm}").
+      **norm_overrides: passed to the normalization, e.g. `groups=16`.
+
+    Returns:
+      A `keras.Model`.
+    """
+    if depth not in STAGE_SIZES:
+        raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}.")
+    if stem not in ("imagenet", "small"):
+        raise ValueError(f"stem must be 'imagenet' or 'small'; got {stem!r}.")
+    make_norm = normalization(norm, **norm_overrides)
+    axis = -1 if data_format == "channels_last" else 1
+    if input_shape is None:
+        input_shape = (224, 224, 3) if axis == -1 else (3, 224, 224)
+    # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
+    reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+    def conv(x, filters, kernel, strides, name):
+        return keras.layers.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            data_format=data_format,
+            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal"),
+            kernel_regularizer=reg,
+            name=name,
+        )(x)
+
+    def norm_layer(x, name, zero_init=False):
+        return make_norm(axis=axis, zero_init=zero_init, regularizer=reg, name=name)(x)
+
+    inputs = keras.Input(input_shape, name="images")
+    if stem == "imagenet":
+        x = conv(inputs, width, 7, 2, "stem_conv")
+        x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
+        x = keras.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool")(x)
+    else:
+        x = conv(inputs, width, 3, 1, "stem_conv")
+        x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
+
+    for stage, blocks in enumerate(STAGE_SIZES[depth]):
+        filters = width * 2**stage
+        for block in range(blocks):
+            strides = 2 if stage > 0 and block == 0 else 1
+            prefix = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            if block == 0:
+                shortcut = conv(x, filters * 4, 1, strides, f"{prefix}_proj_conv")
+                shortcut = norm_layer(shortcut, f"{prefix}_proj_norm")
+            y = conv(x, filters, 1, 1, f"{prefix}_conv1")
+            y = keras.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
+            y = conv(y, filters, 3, strides, f"{prefix}_conv2")
+            y = keras.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
+            y = conv(y, filters * 4, 1, 1, f"{prefix}_conv3")
+            y = norm_layer(y, f"{prefix}_norm3", zero_init=True)
+            x = keras.layers.ReLU(name=f"{prefix}_out")(keras.layers.Add(name=f"{prefix}_add")([shortcut, y]))
+
+    outputs = x
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="pool")(x)
+        outputs = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            kernel_regularizer=reg,
+            bias_regularizer=reg,
+            dtype="float32",  # logits in float32 under mixed precision
+            name="logits",
+        )(x)
+    norm_name = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}_{norm_name}")
+
+
+def resnet50(**kwargs):
+    """ResNet-50 (stages of 3, 4, 6, 3 blocks); arguments as `resnet`."""
+    return resnet(depth=50, **kwargs)
+
+
+def resnet101(**kwargs):
+    """ResNet-101 (stages of 3, 4, 23, 3 blocks); arguments as `resnet`."""
+    return resnet(depth=101, **kwargs)

@@ -1,0 +1,96 @@
+"""`normalization(name)`: one spelling for each normalization the paper compares.
+
+    make = keras_gn.normalization("gn")             # or "bn", "syncbn", "frozen_bn", "brn", "ln", "in", "none"
+    layer = make(axis=-1)                           # a fresh layer each call
+    last = make(axis=-1, zero_init=True)            # gamma = 0: the last norm of a residual block
+    make = keras_gn.normalization("gn", groups=16)  # overrides go to the layer
+
+A model builder calls the returned function as
+`make(axis=..., zero_init=False, regularizer=None, name=None)`: `zero_init`
+starts gamma at 0, `regularizer` (a Keras regularizer or None) applies to gamma
+and beta.
+"""
+
+import functools
+
+import keras
+
+from keras_gn.layers import GroupNormalization
+
+__all__ = ["normalization", "NORMALIZATIONS"]
+
+# Keras's BatchNormalization defaults are momentum 0.99 and epsilon 1e-3; the
+# paper's (Caffe2/PyTorch) BN uses 0.9 and 1e-5.
+_BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+# name -> (layer class, its arguments)
+NORMALIZATIONS = {
+    # Statistics of the replica's own batch, as the paper ran BN on 8 GPUs.
+    "bn": (keras.layers.BatchNormalization, dict(_BN)),
+    # Statistics over the whole global batch, across replicas.
+    "syncbn": (keras.layers.BatchNormalization, dict(_BN, synchronized=True)),
+    # Moving statistics and gamma/beta frozen (the detection baseline, BN*).
+    "frozen_bn": (keras.layers.BatchNormalization, dict(_BN, trainable=False)),
+    # Batch Renormalization with the paper's r_max = 1.5 and d_max = 0.5.
+    "brn": (
+        keras.layers.BatchNormalization,
+        dict(_BN, renorm=True, renorm_clipping={"rmax": 1.5, "rmin": 1 / 1.5, "dmax": 0.5}),
+    ),
+    "gn": (GroupNormalization, {"groups": 32}),
+    "ln": (GroupNormalization, {"groups": 1}),
+    "in": (GroupNormalization, {"group_size": 1}),
+    "none": (None, {}),
+}
+
+
+def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, **overrides):
+    if cls is None:
+        return keras.layers.Identity(name=name)
+    kwargs = dict(defaults)
+    kwargs.update(overrides)
+    if zero_init:
+        kwargs["gamma_initializer"] = "zeros"
+    if regularizer is not None:
+        kwargs.setdefault("gamma_regularizer", regularizer)
+        kwargs.setdefault("beta_regularizer", regularizer)
+    return cls(axis=axis, name=name, **kwargs)
+
+
+def normalization(norm="gn", **overrides):
+    """Returns a function that makes a fresh normalization layer.
+
+    Args:
+      norm: a name from `NORMALIZATIONS` ("bn", "syncbn", "frozen_bn", "brn",
+        "gn", "ln", "in", "none"); or a Keras layer class taking `axis` and
+        `gamma_initializer`/`gamma_regularizer`/`beta_regularizer` (BN-like);
+        or any callable with the signature
+        `fn(axis, zero_init=False, regularizer=None, name=None)` returning a
+        layer, which is returned as it is.
+      **overrides: arguments for the layer, e.g. `groups=16` for "gn" or
+        `momentum=0.99` for "bn".
+
+    Returns:
+      `make(axis=-1, zero_init=False, regularizer=None, name=None) -> Layer`.
+    """
+    if isinstance(norm, str):
+        key = norm.lower()
+        if key not in NORMALIZATIONS:
+            raise ValueError(f"Unknown normalization {norm!r}; known: {', '.join(NORMALIZATIONS)}.")
+        cls, defaults = NORMALIZATIONS[key]
+        if cls is None and overrides:
+            raise ValueError(f"norm='none' takes no arguments; got {sorted(overrides)}.")
+        if cls is GroupNormalization and "group_size" in overrides:
+            defaults = {k: v for k, v in defaults.items() if k != "groups"}
+        if cls is GroupNormalization and "groups" in overrides:
+            defaults = {k: v for k, v in defaults.items() if k != "group_size"}
+        return functools.partial(_make, cls, defaults, **overrides)
+    if isinstance(norm, type) and issubclass(norm, keras.layers.Layer):
+        return functools.partial(_make, norm, {}, **overrides)
+    if callable(norm):
+        if overrides:
+            return functools.partial(norm, **overrides)
+        return norm
+    raise TypeError(
+        f"norm must be a name ({', '.join(NORMALIZATIONS)}), a Keras layer class or a callable; "
+        f"got {type(norm).__name__}."
+    )
