@@ -18,4 +18,6 @@ __all__ = [
     "instance_norm",
     "replace_normalization",
     "ops",
+    "normalization",
+    "models",
 ]
