@@ -76,10 +76,11 @@ def test_tpu_without_tpu_fails_fast_with_a_clear_message(tmp_path):
 
 def test_learning_rate_schedule_follows_the_paper():
     config = TrainConfig()
-    schedule = learning_rate_schedule(config, global_batch=8 * 32, steps_per_epoch=100)
+    paper = (config.base_learning_rate, config.base_batch, config.decay_epochs)
+    schedule = learning_rate_schedule(*paper, global_batch=8 * 32, steps_per_epoch=100)
     lr = lambda step: float(schedule(step))
     np.testing.assert_allclose([lr(0), lr(2999), lr(3001), lr(6001), lr(9001)], [0.1, 0.1, 0.01, 0.001, 0.0001], rtol=1e-6)
-    schedule = learning_rate_schedule(config, global_batch=8 * 2, steps_per_epoch=100)
+    schedule = learning_rate_schedule(*paper, global_batch=8 * 2, steps_per_epoch=100)
     np.testing.assert_allclose(float(schedule(0)), 0.1 * 16 / 256, rtol=1e-6)
 
 

@@ -60,11 +60,12 @@ class TrainConfig:
     verbose: int = 2
 
 
-def learning_rate_schedule(config, global_batch, steps_per_epoch):
-    """lr = base * global_batch / base_batch, divided by 10 at each decay epoch
-    (a Keras `PiecewiseConstantDecay` over optimizer steps)."""
-    peak = config.base_learning_rate * global_batch / config.base_batch
-    boundaries = [int(e * steps_per_epoch) for e in config.decay_epochs]
+def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_batch, steps_per_epoch):
+    """lr = base_learning_rate * global_batch / base_batch (the linear scaling
+    rule), divided by 10 at each of `decay_epochs` (may be fractional): a
+    Keras `PiecewiseConstantDecay` over optimizer steps."""
+    peak = base_learning_rate * global_batch / base_batch
+    boundaries = [int(round(e * steps_per_epoch)) for e in decay_epochs]
     values = [peak / 10**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -143,7 +144,9 @@ def train(config, strategy=None):
             **_norm_overrides(config),
         )
         optimizer = keras.optimizers.SGD(
-            learning_rate=learning_rate_schedule(config, global_batch, steps_per_epoch),
+            learning_rate=learning_rate_schedule(
+                config.base_learning_rate, config.base_batch, config.decay_epochs, global_batch, steps_per_epoch
+            ),
             momentum=config.momentum,
         )
         model.compile(
