@@ -4,7 +4,7 @@ import keras
 
 from keras_gn import ops as gn_ops
 
-__all__ = ["GroupNormalization", "layer_norm", "instance_norm", "resolve_groups"]
+__all__ = ["GroupNormalization", "layer_norm", "instance_norm", "resolve_groups", "validate_arguments"]
 
 DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
 
@@ -30,6 +30,23 @@ def resolve_groups(channels, groups=None, group_size=None):
     groups = DEFAULT_GROUPS if groups is None else groups
     gn_ops.check_groups(channels, groups)
     return groups
+
+
+def validate_arguments(groups, group_size, axis, epsilon):
+    """Raises at construction for arguments no input can make valid."""
+    if groups is not None and group_size is not None:
+        raise ValueError(
+            f"Give either groups or group_size, not both; got "
+            f"groups={groups} and group_size={group_size}."
+        )
+    if groups is not None:
+        _check_positive_int("groups", groups)
+    if group_size is not None:
+        _check_positive_int("group_size", group_size)
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"axis must be an int (-1 or 1); got {axis!r}.")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+        raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -89,19 +106,7 @@ class GroupNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if groups is not None and group_size is not None:
-            raise ValueError(
-                f"Give either groups or group_size, not both; got "
-                f"groups={groups} and group_size={group_size}."
-            )
-        if groups is not None:
-            _check_positive_int("groups", groups)
-        if group_size is not None:
-            _check_positive_int("group_size", group_size)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"axis must be an int (-1 or 1); got {axis!r}.")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+        validate_arguments(groups, group_size, axis, epsilon)
         self.groups = groups
         self.group_size = group_size
         self.axis = axis
