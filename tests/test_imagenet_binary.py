@@ -1,9 +1,7 @@
 """experiments/imagenet_resnet.py end to end, resume after a kill, the TPU
 error, and the TFDS input path on tfds.testing.mock_data."""
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,18 +10,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from binaries import ROOT, env as _env, kill_and_resume
 from keras_gn.train import TrainConfig, learning_rate_schedule, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = [
     "--dataset=synthetic", "--depth=8", "--width=8", "--groups=4", "--stem=small", "--image_size=16",
     "--synthetic_classes=4", "--synthetic_examples=128", "--images_per_replica=4",
     "--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", "--nojit_compile",
 ]
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def _command(model_dir, *extra):
@@ -32,28 +26,9 @@ def _command(model_dir, *extra):
 
 def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     model_dir = tmp_path / "run"
-    metadata = model_dir / "backup" / "training_metadata.json"
-    first = subprocess.Popen(_command(model_dir, "--epochs=8"), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and first.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
-            break
-        time.sleep(0.1)
-    assert first.poll() is None, "the first run ended before it could be killed:\n" + first.stdout.read()[-3000:]
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    done = json.loads(metadata.read_text())["epoch"]
-    assert 2 <= done < 8
-    assert (model_dir / "checkpoints" / "epoch_002.weights.h5").exists()
-
-    second = subprocess.run(_command(model_dir, "--epochs=8"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    # It starts where the backup stood, optimizer state included (2 replicas
-    # x 4 images = 8 per step; 128 examples -> 16 steps per epoch).
-    assert f"Resumed from the last backup at optimizer step {done * 16}." in second.stdout
-    assert "Epoch 1/8" not in second.stdout and f"Epoch {done + 1}/8" in second.stdout
-    results = json.loads((model_dir / "results.json").read_text())
-    assert results["epochs_run_in_this_process"] == 8 - done
+    # 2 replicas x 4 images = 8 per step; 128 examples -> 16 steps per epoch.
+    done, _, results = kill_and_resume(_command(model_dir, "--epochs=8"), model_dir, epochs=8, steps_per_epoch=16)
+    assert (model_dir / "checkpoints" / f"epoch_{done:03d}.weights.h5").exists()
     assert results["replicas"] == 2 and results["global_batch"] == 8
     assert 0.0 <= results["top1_error"] <= 1.0
     assert results["config"]["norm"] == "gn" and results["config"]["images_per_replica"] == 4

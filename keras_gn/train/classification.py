@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -25,7 +26,7 @@ import tensorflow as tf
 from keras_gn import data
 from keras_gn.models import resnet
 
-__all__ = ["TrainConfig", "train", "learning_rate_schedule"]
+__all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule"]
 
 
 @dataclasses.dataclass
@@ -83,16 +84,73 @@ class _ResumeLog(keras.callbacks.Callback):
             print(f"Resumed from the last backup at optimizer step {step}.", flush=True)
 
 
-def train(config, strategy=None):
-    """Trains and evaluates a ResNet as `config` says; returns the results dict."""
+class ImageTask:
+    """How `train` gets data, a model and its final evaluation for images;
+    `keras_gn.train.video.VideoTask` does the same for clips."""
+
+    def per_replica_batch(self, config):
+        return config.images_per_replica
+
+    def info(self, config):
+        return data.dataset_info(config.dataset, config.data_dir, config.synthetic_examples, config.synthetic_classes)
+
+    def dataset(self, config, info, training, batch_size, input_context, drop_remainder, repeat):
+        return data.image_dataset(
+            config.dataset,
+            info.train_split if training else info.eval_split,
+            batch_size,
+            training=training,
+            image_size=config.image_size,
+            data_dir=config.data_dir,
+            input_context=input_context,
+            channels=info.channels,
+            num_classes=info.num_classes,
+            num_examples=info.train_examples if training else info.eval_examples,
+            drop_remainder=drop_remainder,
+            seed=config.seed,
+            data_format=config.data_format,
+            repeat=repeat,
+        )
+
+    def model(self, config, info):
+        input_shape = (config.image_size, config.image_size, info.channels)
+        if config.data_format == "channels_first":
+            input_shape = (info.channels, config.image_size, config.image_size)
+        return resnet(
+            depth=config.depth,
+            norm=config.norm,
+            num_classes=info.num_classes,
+            input_shape=input_shape,
+            data_format=config.data_format,
+            width=config.width,
+            stem=config.stem,
+            weight_decay=config.weight_decay,
+            **_norm_overrides(config),
+        )
+
+    def evaluate(self, model, config, info, strategy, dataset_fn):
+        """Top-1 accuracy over one exact pass of the evaluation split."""
+        eval_ds = strategy.distribute_datasets_from_function(dataset_fn(False, repeat=False))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            evaluation = model.evaluate(eval_ds, steps=config.eval_steps, return_dict=True, verbose=0)
+        return {"top1_accuracy": float(evaluation["accuracy"]), "eval_loss": float(evaluation["loss"])}
+
+
+def train(config, strategy=None, task=None):
+    """Trains and evaluates the model `config` describes; returns the results
+    dict (also written to `model_dir/results.json`). `task` defaults to
+    image classification (`ImageTask`)."""
     strategy = strategy or tf.distribute.get_strategy()
+    task = task or ImageTask()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
     keras.utils.set_random_seed(config.seed)
 
     replicas = strategy.num_replicas_in_sync
-    global_batch = config.images_per_replica * replicas
-    info = data.dataset_info(config.dataset, config.data_dir, config.synthetic_examples, config.synthetic_classes)
+    per_replica = task.per_replica_batch(config)
+    global_batch = per_replica * replicas
+    info = task.info(config)
     steps_per_epoch = config.steps_per_epoch or (info.train_examples and info.train_examples // global_batch)
     if not steps_per_epoch:
         raise ValueError(
@@ -104,45 +162,18 @@ def train(config, strategy=None):
 
     def dataset_fn(training, repeat=None):
         def fn(input_context):
-            return data.image_dataset(
-                config.dataset,
-                info.train_split if training else info.eval_split,
-                input_context.get_per_replica_batch_size(global_batch),
-                training=training,
-                image_size=config.image_size,
-                data_dir=config.data_dir,
-                input_context=input_context,
-                channels=info.channels,
-                num_classes=info.num_classes,
-                num_examples=info.train_examples if training else info.eval_examples,
-                drop_remainder=tpu,
-                seed=config.seed,
-                data_format=config.data_format,
-                repeat=repeat,
-            )
+            batch = input_context.get_per_replica_batch_size(global_batch)
+            return task.dataset(config, info, training, batch, input_context, tpu, repeat)
 
         return fn
 
     train_ds = strategy.distribute_datasets_from_function(dataset_fn(True))
     # Keras keeps one iterator over a distributed validation set across
-    # epochs: it must repeat. The final top-1 is one exact pass (below).
+    # epochs: it must repeat. The final top-1 is one exact pass (task.evaluate).
     val_ds = strategy.distribute_datasets_from_function(dataset_fn(False, repeat=True))
 
     with strategy.scope():
-        input_shape = (config.image_size, config.image_size, info.channels)
-        if config.data_format == "channels_first":
-            input_shape = (info.channels, config.image_size, config.image_size)
-        model = resnet(
-            depth=config.depth,
-            norm=config.norm,
-            num_classes=info.num_classes,
-            input_shape=input_shape,
-            data_format=config.data_format,
-            width=config.width,
-            stem=config.stem,
-            weight_decay=config.weight_decay,
-            **_norm_overrides(config),
-        )
+        model = task.model(config, info)
         optimizer = keras.optimizers.SGD(
             learning_rate=learning_rate_schedule(
                 config.base_learning_rate, config.base_batch, config.decay_epochs, global_batch, steps_per_epoch
@@ -159,7 +190,7 @@ def train(config, strategy=None):
 
     os.makedirs(config.model_dir, exist_ok=True)
     print(
-        f"Training {model.name}: {replicas} replica(s) x {config.images_per_replica} images = "
+        f"Training {model.name}: {replicas} replica(s) x {per_replica} = "
         f"{global_batch} per step, {steps_per_epoch} steps per epoch, {config.epochs} epochs, "
         f"peak learning rate {config.base_learning_rate * global_batch / config.base_batch:g}.",
         flush=True,
@@ -184,12 +215,10 @@ def train(config, strategy=None):
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
-    eval_ds = strategy.distribute_datasets_from_function(dataset_fn(False, repeat=False))
-    evaluation = model.evaluate(eval_ds, steps=config.eval_steps, return_dict=True, verbose=0)
+    evaluation = task.evaluate(model, config, info, strategy, dataset_fn)
     results = {
-        "top1_error": 1.0 - float(evaluation["accuracy"]),
-        "top1_accuracy": float(evaluation["accuracy"]),
-        "eval_loss": float(evaluation["loss"]),
+        "top1_error": 1.0 - evaluation["top1_accuracy"],
+        **evaluation,
         "replicas": replicas,
         "global_batch": global_batch,
         "steps_per_epoch": steps_per_epoch,
