@@ -1,5 +1,7 @@
-"""Model builders that take a normalization: `resnet`, `resnet50`, `resnet101`."""
+"""Model builders that take a normalization: `resnet`, `resnet50`, `resnet101`,
+`i3d_resnet` (video) and `inflate` (2-D weights into I3D)."""
 
+from keras_gn.models.i3d import i3d_resnet, inflate
 from keras_gn.models.resnet import STAGE_SIZES, resnet, resnet50, resnet101
 
-__all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES"]
+__all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES", "i3d_resnet", "inflate"]

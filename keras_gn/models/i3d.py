@@ -1,0 +1,189 @@
+"""ResNet I3D for video, as the GN paper's Kinetics experiment used it (Table 8).
+
+The variant is the ResNet-50 I3D baseline of the non-local networks paper
+(Wang et al. 2018), which the GN paper cites and whose code it extended:
+
+- conv1: 5x7x7, stride (1, 2, 2); pool1: 1x3x3 max, stride (1, 2, 2);
+- the four ResNet-50 stages; after res2, a 3x1x1 max pool with temporal
+  stride 2 ("pool2"), so 32 input frames become 16 from res3 on;
+- inflation: in the blocks marked 1 below, the first 1x1 convolution becomes
+  3x1x1 (res2 1,1,1; res3 1,0,1,0; res4 1,0,1,0,1,0; res5 0,1,0: every other
+  block, the "I3D 3x1x1" of that paper); every 3x3 stays spatial (1x3x3),
+  with the stride on it, as in the 2-D builder;
+- normalization over (T, H, W) and the channels of a group for GN; BN's
+  statistics over (N, T, H, W); the last norm of each block starts at
+  gamma = 0; global average pooling over T, H, W and a fully connected layer.
+
+Why this one: it is the model behind the paper's Table 8 numbers (BN 73.3 /
+GN 73.0 at 32 frames and 8 clips per GPU) and its layer names follow
+`keras_gn.models.resnet` one to one, so an ImageNet checkpoint inflates into
+it by name (`inflate`).
+"""
+
+import numpy as np
+import keras
+
+from keras_gn.models.resnet import STAGE_SIZES
+from keras_gn.norms import normalization
+
+__all__ = ["i3d_resnet", "inflate", "TEMPORAL_KERNELS", "EdgePadding"]
+
+# Per stage, 1 where the block's first convolution is inflated to 3x1x1.
+TEMPORAL_KERNELS = {
+    50: [[1, 1, 1], [1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [0, 1, 0]],
+    101: [[1, 1, 1], [1, 0, 1, 0], [1, 0] * 11 + [1], [0, 1, 0]],
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class EdgePadding(keras.layers.Layer):
+    """Repeats the first and last frame `size` times along axis 1 (time)."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+
+    def call(self, x):
+        first, last = x[:, :1], x[:, -1:]
+        return keras.ops.concatenate([first] * self.size + [x] + [last] * self.size, axis=1)
+
+    def compute_output_shape(self, shape):
+        t = None if shape[1] is None else shape[1] + 2 * self.size
+        return (shape[0], t) + tuple(shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def _temporal_kernels(depth, stage_sizes):
+    if depth in TEMPORAL_KERNELS:
+        return TEMPORAL_KERNELS[depth]
+    # Small test depths: inflate every other block, starting with the first.
+    return [[1 - (b % 2) for b in range(n)] for n in stage_sizes]
+
+
+def i3d_resnet(
+    depth=50,
+    norm="gn",
+    include_top=True,
+    num_classes=400,
+    input_shape=(32, 224, 224, 3),
+    width=64,
+    weight_decay=0.0,
+    temporal_padding="zeros",
+    name=None,
+    **norm_overrides,
+):
+    """Builds a ResNet I3D (channels_last `[N, T, H, W, C]`) as a `keras.Model`.
+
+    Args:
+      depth: 50 or 101 (the paper's); 8, 11, 14, 26 for tests.
+      norm, num_classes, width, weight_decay, **norm_overrides: as
+        `keras_gn.models.resnet`.
+      input_shape: `(frames, height, width, channels)`; frames may be None.
+      temporal_padding: "zeros" (the non-local code's, default) or "edge"
+        (repeat the border frames): with "edge", a clip of identical frames
+        gives exactly the 2-D network's features, which is what `inflate`'s
+        test checks.
+
+    Returns:
+      A `keras.Model` with logits of `num_classes`, or the res5 features.
+    """
+    if depth not in STAGE_SIZES:
+        raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
+    if temporal_padding not in ("zeros", "edge"):
+        raise ValueError(f"temporal_padding must be 'zeros' or 'edge'; got {temporal_padding!r}.")
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must be (frames, height, width, channels); got {input_shape}.")
+    make_norm = normalization(norm, **norm_overrides)
+    reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    init = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+    def conv(x, filters, kernel, strides, name):
+        kt = kernel[0]
+        if temporal_padding == "edge" and kt > 1:
+            x = EdgePadding((kt - 1) // 2, name=f"{name}_edge_pad")(x)
+        x = keras.layers.Conv3D(
+            filters, kernel, strides=strides, padding="same", use_bias=False,
+            kernel_initializer=init, kernel_regularizer=reg, name=name,
+        )(x)
+        if temporal_padding == "edge" and kt > 1:
+            x = keras.layers.Cropping3D((((kt - 1) // 2,) * 2, (0, 0), (0, 0)), name=f"{name}_crop")(x)
+        return x
+
+    def norm_layer(x, name, zero_init=False):
+        return make_norm(axis=-1, zero_init=zero_init, regularizer=reg, name=name)(x)
+
+    inputs = keras.Input(input_shape, name="clips")
+    x = conv(inputs, width, (5, 7, 7), (1, 2, 2), "stem_conv")
+    x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
+    x = keras.layers.MaxPooling3D((1, 3, 3), (1, 2, 2), padding="same", name="stem_pool")(x)
+
+    stage_sizes = STAGE_SIZES[depth]
+    for stage, (blocks, kernels) in enumerate(zip(stage_sizes, _temporal_kernels(depth, stage_sizes))):
+        filters = width * 2**stage
+        for block in range(blocks):
+            strides = (1, 2, 2) if stage > 0 and block == 0 else (1, 1, 1)
+            prefix = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            if block == 0:
+                shortcut = conv(x, filters * 4, (1, 1, 1), strides, f"{prefix}_proj_conv")
+                shortcut = norm_layer(shortcut, f"{prefix}_proj_norm")
+            y = conv(x, filters, (3 if kernels[block] else 1, 1, 1), (1, 1, 1), f"{prefix}_conv1")
+            y = keras.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
+            y = conv(y, filters, (1, 3, 3), strides, f"{prefix}_conv2")
+            y = keras.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
+            y = conv(y, filters * 4, (1, 1, 1), (1, 1, 1), f"{prefix}_conv3")
+            y = norm_layer(y, f"{prefix}_norm3", zero_init=True)
+            x = keras.layers.ReLU(name=f"{prefix}_out")(keras.layers.Add(name=f"{prefix}_add")([shortcut, y]))
+        if stage == 0:
+            x = keras.layers.MaxPooling3D((3, 1, 1), (2, 1, 1), padding="same", name="pool2")(x)
+
+    outputs = x
+    if include_top:
+        x = keras.layers.GlobalAveragePooling3D(name="pool")(x)
+        outputs = keras.layers.Dense(
+            num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            kernel_regularizer=reg, bias_regularizer=reg, dtype="float32", name="logits",
+        )(x)
+    norm_name = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
+    return keras.Model(inputs, outputs, name=name or f"i3d_resnet{depth}_{norm_name}")
+
+
+def inflate(source, i3d, skip_top=False):
+    """Copies a 2-D ResNet's weights into an I3D model of the same depth,
+    width and normalization, layer by layer by name: each k x k kernel is
+    repeated over the t frames of its 3-D kernel and divided by t, so a clip
+    of identical frames gives the 2-D activations (the I3D paper's
+    "bootstrapping"); normalization and the top layer copy as they are.
+
+    Args:
+      source: a 2-D `keras.Model` from `keras_gn.models.resnet`, or the path of
+        one saved with `model.save` (the ImageNet binary's `model.keras`).
+      i3d: the model from `i3d_resnet` to fill in place.
+      skip_top: leave the top `logits` layer as initialised (different
+        classes, e.g. ImageNet's 1000 against Kinetics' 400).
+
+    Returns:
+      The names of the layers copied.
+    """
+    if isinstance(source, str):
+        source = keras.models.load_model(source)
+    copied = []
+    for layer in i3d.layers:
+        if not layer.weights or (skip_top and layer.name == "logits"):
+            continue
+        try:
+            twin = source.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"The 2-D model has no layer {layer.name!r}: depth, width or norm differ.") from None
+        weights = twin.get_weights()
+        if isinstance(layer, keras.layers.Conv3D):
+            t = layer.kernel.shape[0]
+            weights[0] = np.repeat(weights[0][None], t, axis=0) / t
+        shapes = [tuple(w.shape) for w in layer.get_weights()]
+        if shapes != [tuple(w.shape) for w in weights]:
+            raise ValueError(f"Layer {layer.name!r}: 2-D weights {[w.shape for w in weights]} do not fit {shapes}.")
+        layer.set_weights(weights)
+        copied.append(layer.name)
+    return copied
