@@ -23,29 +23,43 @@ __all__ = ["normalization", "NORMALIZATIONS"]
 # paper's (Caffe2/PyTorch) BN uses 0.9 and 1e-5.
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
 
-# name -> (layer class, its arguments)
-NORMALIZATIONS = {
-    # Statistics of the replica's own batch, as the paper ran BN on 8 GPUs.
-    "bn": (keras.layers.BatchNormalization, dict(_BN)),
-    # Statistics over the whole global batch, across replicas.
-    "syncbn": (keras.layers.BatchNormalization, dict(_BN, synchronized=True)),
-    # Moving statistics and gamma/beta frozen (the detection baseline, BN*).
-    "frozen_bn": (keras.layers.BatchNormalization, dict(_BN, trainable=False)),
-    # Batch Renormalization with the paper's r_max = 1.5 and d_max = 0.5.
-    "brn": (
-        keras.layers.BatchNormalization,
-        dict(_BN, renorm=True, renorm_clipping={"rmax": 1.5, "rmin": 1 / 1.5, "dmax": 0.5}),
-    ),
-    "gn": (GroupNormalization, {"groups": 32}),
-    "ln": (GroupNormalization, {"groups": 1}),
-    "in": (GroupNormalization, {"group_size": 1}),
-    "none": (None, {}),
-}
+def _table(layers, group_norm):
+    """name -> (layer class, its arguments), for one Keras's layers."""
+    bn = layers.BatchNormalization
+    return {
+        # Statistics of the replica's own batch, as the paper ran BN on 8 GPUs.
+        "bn": (bn, dict(_BN)),
+        # Statistics over the whole global batch, across replicas.
+        "syncbn": (bn, dict(_BN, synchronized=True)),
+        # Moving statistics and gamma/beta frozen (the detection baseline, BN*).
+        "frozen_bn": (bn, dict(_BN, trainable=False)),
+        # Batch Renormalization with the paper's r_max = 1.5 and d_max = 0.5.
+        "brn": (bn, dict(_BN, renorm=True, renorm_clipping={"rmax": 1.5, "rmin": 1 / 1.5, "dmax": 0.5})),
+        "gn": (group_norm, {"groups": 32}),
+        "ln": (group_norm, {"groups": 1}),
+        "in": (group_norm, {"group_size": 1}),
+        "none": (None, {}),
+    }
 
 
-def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, **overrides):
+NORMALIZATIONS = _table(keras.layers, GroupNormalization)
+
+
+def _framework_table(framework):
+    if framework == "keras":
+        return NORMALIZATIONS, keras.layers.Identity
+    if framework == "tf_keras":
+        import tf_keras
+
+        from keras_gn import legacy
+
+        return _table(tf_keras.layers, legacy.GroupNormalization), tf_keras.layers.Identity
+    raise ValueError(f"framework must be 'keras' or 'tf_keras'; got {framework!r}.")
+
+
+def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, identity=keras.layers.Identity, **overrides):
     if cls is None:
-        return keras.layers.Identity(name=name)
+        return identity(name=name)
     kwargs = dict(defaults)
     kwargs.update(overrides)
     if zero_init:
@@ -56,7 +70,7 @@ def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, 
     return cls(axis=axis, name=name, **kwargs)
 
 
-def normalization(norm="gn", **overrides):
+def normalization(norm="gn", framework="keras", **overrides):
     """Returns a function that makes a fresh normalization layer.
 
     Args:
@@ -66,6 +80,8 @@ def normalization(norm="gn", **overrides):
         or any callable with the signature
         `fn(axis, zero_init=False, regularizer=None, name=None)` returning a
         layer, which is returned as it is.
+      framework: "keras" (Keras 3, default) or "tf_keras" (Keras 2, for the
+        Model Garden: its BatchNormalization and `keras_gn.legacy`'s GN).
       **overrides: arguments for the layer, e.g. `groups=16` for "gn" or
         `momentum=0.99` for "bn".
 
@@ -73,17 +89,18 @@ def normalization(norm="gn", **overrides):
       `make(axis=-1, zero_init=False, regularizer=None, name=None) -> Layer`.
     """
     if isinstance(norm, str):
+        table, identity = _framework_table(framework)
         key = norm.lower()
-        if key not in NORMALIZATIONS:
-            raise ValueError(f"Unknown normalization {norm!r}; known: {', '.join(NORMALIZATIONS)}.")
-        cls, defaults = NORMALIZATIONS[key]
+        if key not in table:
+            raise ValueError(f"Unknown normalization {norm!r}; known: {', '.join(table)}.")
+        cls, defaults = table[key]
         if cls is None and overrides:
             raise ValueError(f"norm='none' takes no arguments; got {sorted(overrides)}.")
-        if cls is GroupNormalization and "group_size" in overrides:
+        if "group_size" in overrides:
             defaults = {k: v for k, v in defaults.items() if k != "groups"}
-        if cls is GroupNormalization and "groups" in overrides:
+        if "groups" in overrides:
             defaults = {k: v for k, v in defaults.items() if k != "group_size"}
-        return functools.partial(_make, cls, defaults, **overrides)
+        return functools.partial(_make, cls, defaults, identity=identity, **overrides)
     if isinstance(norm, type) and issubclass(norm, keras.layers.Layer):
         return functools.partial(_make, norm, {}, **overrides)
     if callable(norm):

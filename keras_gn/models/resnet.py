@@ -44,6 +44,9 @@ def resnet(
     stem="imagenet",
     weight_decay=0.0,
     name=None,
+    framework="keras",
+    endpoints=False,
+    decay_norms=True,
     **norm_overrides,
 ):
     """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
@@ -66,6 +69,15 @@ def resnet(
       weight_decay: the SGD weight decay (1e-4 in the paper), as L2 on every
         kernel, bias, gamma and beta; 0 for none.
       name: the model's name (default "resnet{depth}_{norm}").
+      framework: "keras" (Keras 3, default) or "tf_keras" (Keras 2, for the
+        Model Garden). The layers and their names are the same in both, so
+        weights copy across by name (`keras_gn.detection.convert`).
+      decay_norms: apply `weight_decay` to gamma and beta too (the paper's
+        ImageNet recipe); False for detection, where the paper finds decay
+        on them harmful.
+      endpoints: output a dict of every stage's last feature map, keyed by
+        level "2".."5" (stride 2**level), as Model Garden backbones do,
+        instead of the top.
       **norm_overrides: passed to the normalization, e.g. `groups=16`.
 
     Returns:
@@ -77,38 +89,44 @@ def resnet(
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}.")
     if stem not in ("imagenet", "small"):
         raise ValueError(f"stem must be 'imagenet' or 'small'; got {stem!r}.")
-    make_norm = normalization(norm, **norm_overrides)
+    if endpoints and stem != "imagenet":
+        raise ValueError("endpoints (levels 2..5, stride 2**level) need stem='imagenet'.")
+    K = keras
+    if framework == "tf_keras":
+        import tf_keras as K  # noqa: N812 - the same API as keras, Keras 2's
+    make_norm = normalization(norm, framework=framework, **norm_overrides)
     axis = -1 if data_format == "channels_last" else 1
     if input_shape is None:
         input_shape = (224, 224, 3) if axis == -1 else (3, 224, 224)
     # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
-    reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    reg = K.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(x, filters, kernel, strides, name):
-        return keras.layers.Conv2D(
+        return K.layers.Conv2D(
             filters,
             kernel,
             strides=strides,
             padding="same",
             use_bias=False,
             data_format=data_format,
-            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal"),
+            kernel_initializer=K.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal"),
             kernel_regularizer=reg,
             name=name,
         )(x)
 
     def norm_layer(x, name, zero_init=False):
-        return make_norm(axis=axis, zero_init=zero_init, regularizer=reg, name=name)(x)
+        return make_norm(axis=axis, zero_init=zero_init, regularizer=reg if decay_norms else None, name=name)(x)
 
-    inputs = keras.Input(input_shape, name="images")
+    inputs = K.Input(input_shape, name="images")
     if stem == "imagenet":
         x = conv(inputs, width, 7, 2, "stem_conv")
-        x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
-        x = keras.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool")(x)
+        x = K.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
+        x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool")(x)
     else:
         x = conv(inputs, width, 3, 1, "stem_conv")
-        x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
+        x = K.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
 
+    levels = {}
     for stage, blocks in enumerate(STAGE_SIZES[depth]):
         filters = width * 2**stage
         for block in range(blocks):
@@ -119,26 +137,29 @@ def resnet(
                 shortcut = conv(x, filters * 4, 1, strides, f"{prefix}_proj_conv")
                 shortcut = norm_layer(shortcut, f"{prefix}_proj_norm")
             y = conv(x, filters, 1, 1, f"{prefix}_conv1")
-            y = keras.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
+            y = K.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
             y = conv(y, filters, 3, strides, f"{prefix}_conv2")
-            y = keras.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
+            y = K.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
             y = conv(y, filters * 4, 1, 1, f"{prefix}_conv3")
             y = norm_layer(y, f"{prefix}_norm3", zero_init=True)
-            x = keras.layers.ReLU(name=f"{prefix}_out")(keras.layers.Add(name=f"{prefix}_add")([shortcut, y]))
+            x = K.layers.ReLU(name=f"{prefix}_out")(K.layers.Add(name=f"{prefix}_add")([shortcut, y]))
+        levels[str(stage + 2)] = x
 
     outputs = x
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="pool")(x)
-        outputs = keras.layers.Dense(
+    if endpoints:
+        outputs = levels
+    elif include_top:
+        x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool")(x)
+        outputs = K.layers.Dense(
             num_classes,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            kernel_initializer=K.initializers.RandomNormal(stddev=0.01),
             kernel_regularizer=reg,
             bias_regularizer=reg,
             dtype="float32",  # logits in float32 under mixed precision
             name="logits",
         )(x)
     norm_name = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
-    return keras.Model(inputs, outputs, name=name or f"resnet{depth}_{norm_name}")
+    return K.Model(inputs, outputs, name=name or f"resnet{depth}_{norm_name}")
 
 
 def resnet50(**kwargs):
