@@ -1,0 +1,32 @@
+r"""Converts an ImageNet model from experiments/imagenet_resnet.py (Keras 3) into
+the Model Garden backbone checkpoint the Mask R-CNN experiments start from.
+
+    python -m experiments.convert_backbone --keras_model=runs/r50_gn_32/model.keras \
+        --norm=gn --depth=50 --output=runs/r50_gn_backbone/ckpt
+    python -m experiments.convert_backbone --keras_model=runs/r50_bn_32/model.keras \
+        --norm=frozen_bn --depth=50 --output=runs/r50_bn_backbone/ckpt
+
+The logic lives in keras_gn.detection.convert.
+"""
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("keras_model", None, "model.keras written by experiments/imagenet_resnet.py.", required=True)
+flags.DEFINE_string("output", None, "Checkpoint prefix to write, e.g. runs/r50_gn_backbone/ckpt.", required=True)
+flags.DEFINE_enum("norm", "gn", ["gn", "frozen_bn", "bn", "syncbn"], "The backbone's normalization in the detector.")
+flags.DEFINE_integer("depth", 50, "ResNet depth (50 or 101).")
+flags.DEFINE_integer("groups", 32, "GN groups.")
+flags.DEFINE_integer("input_size", 1024, "The detector's square input side.")
+
+
+def main(argv):
+    del argv
+    from keras_gn.detection.convert import write_backbone_checkpoint
+
+    path = write_backbone_checkpoint(FLAGS.keras_model, FLAGS.output, FLAGS.depth, FLAGS.norm, FLAGS.groups, FLAGS.input_size)
+    print(f"Wrote {path}; use it as --init_checkpoint of experiments with init_checkpoint_modules=backbone.")
+
+
+if __name__ == "__main__":
+    app.run(main)

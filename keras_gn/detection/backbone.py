@@ -1,0 +1,86 @@
+"""Model Garden builders for the GN paper's detector: a ResNet backbone whose
+normalization is chosen by config, and an FPN with GN after its convolutions.
+
+Registered with `backbones.factory.register_backbone_builder` and
+`decoders.factory.register_decoder_builder` as "keras_gn_resnet" and
+"keras_gn_fpn" when `keras_gn.detection` is imported.
+"""
+
+import tf_keras
+from official.vision.modeling.backbones import factory as backbone_factory
+from official.vision.modeling.decoders import factory as decoder_factory
+
+from keras_gn.models.resnet import resnet
+from keras_gn.norms import normalization
+
+__all__ = ["build_backbone", "build_fpn"]
+
+
+def _weight_decay(l2_regularizer):
+    # The Model Garden passes L2(l2_weight_decay / 2); resnet() wants the decay.
+    return 2.0 * float(l2_regularizer.l2) if l2_regularizer is not None else 0.0
+
+
+def _with_specs(model):
+    model.output_specs = {level: tensor.shape for level, tensor in model.output.items()}
+    return model
+
+
+@backbone_factory.register_backbone_builder("keras_gn_resnet")
+def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regularizer=None):
+    """ResNet-`model_id` from `keras_gn.models.resnet` (tf_keras) returning
+    levels "2".."5"; gamma and beta get no weight decay. The stem and the
+    stages before `freeze_at` are frozen (Detectron's FREEZE_AT; 0 for
+    training from scratch)."""
+    del norm_activation_config  # the normalization is the backbone config's
+    cfg = backbone_config.get()
+    model = resnet(
+        depth=cfg.model_id,
+        norm=cfg.norm,
+        input_shape=tuple(input_specs.shape[1:]),
+        weight_decay=_weight_decay(l2_regularizer),
+        decay_norms=False,
+        framework="tf_keras",
+        endpoints=True,
+        name=f"resnet{cfg.model_id}_{cfg.norm}",
+        **({"groups": cfg.groups} if cfg.norm == "gn" else {}),
+    )
+    frozen = ["stem_"] + [f"stage{s}_" for s in range(1, cfg.freeze_at)]
+    for layer in model.layers:
+        if cfg.freeze_at and any(layer.name.startswith(p) for p in frozen):
+            layer.trainable = False
+    return _with_specs(model)
+
+
+@decoder_factory.register_decoder_builder("keras_gn_fpn")
+def build_fpn(input_specs, model_config, l2_regularizer=None):
+    """FPN (Lin et al. 2017) with the configured normalization after its
+    lateral and output convolutions; P6 by stride-2 subsampling of P5 as in
+    Detectron. Levels `min_level`..`max_level` of the model config."""
+    cfg = model_config.decoder.get()
+    make_norm = normalization(cfg.norm, framework="tf_keras", **({"groups": cfg.groups} if cfg.norm == "gn" else {}))
+    min_level, max_level = model_config.min_level, model_config.max_level
+    backbone_max = max(int(level) for level in input_specs)
+    inputs = {level: tf_keras.Input(shape[1:], name=f"c{level}") for level, shape in input_specs.items()}
+
+    def conv(x, kernel, name):
+        return tf_keras.layers.Conv2D(
+            cfg.num_filters, kernel, padding="same", use_bias=False, kernel_regularizer=l2_regularizer,
+            kernel_initializer=tf_keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"), name=name,
+        )(x)
+
+    laterals = {
+        level: make_norm(axis=-1, name=f"fpn_lateral{level}_norm")(conv(inputs[str(level)], 1, f"fpn_lateral{level}"))
+        for level in range(min_level, backbone_max + 1)
+    }
+    merged = {backbone_max: laterals[backbone_max]}
+    for level in range(backbone_max - 1, min_level - 1, -1):
+        up = tf_keras.layers.UpSampling2D(2, name=f"fpn_up{level}")(merged[level + 1])
+        merged[level] = tf_keras.layers.Add(name=f"fpn_add{level}")([laterals[level], up])
+    outputs = {
+        str(level): make_norm(axis=-1, name=f"fpn_output{level}_norm")(conv(merged[level], 3, f"fpn_output{level}"))
+        for level in range(min_level, backbone_max + 1)
+    }
+    for level in range(backbone_max + 1, max_level + 1):
+        outputs[str(level)] = tf_keras.layers.MaxPooling2D(1, 2, name=f"fpn_p{level}")(outputs[str(level - 1)])
+    return _with_specs(tf_keras.Model(inputs, outputs, name=f"fpn_{cfg.norm}"))

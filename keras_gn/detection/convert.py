@@ -1,0 +1,67 @@
+"""From the ImageNet binary's Keras 3 checkpoint to a tf_keras (Model Garden)
+backbone: the two are built by the same `keras_gn.models.resnet` definition,
+so every layer has the same name in both and the weights copy by name."""
+
+import keras
+
+__all__ = ["convert", "write_backbone_checkpoint"]
+
+
+def convert(source, target):
+    """Copies the weights of a Keras 3 ResNet into a tf_keras one.
+
+    Args:
+      source: a Keras 3 model from `keras_gn.models.resnet`, or the path of
+        one saved with `model.save` (`model.keras` from
+        `experiments/imagenet_resnet.py`).
+      target: a tf_keras model built with `resnet(..., framework="tf_keras")`
+        of the same depth, width and normalization (the top may be missing).
+
+    Returns:
+      The names of the layers copied. Raises ValueError when a layer of
+      `target` has no twin in `source`, or weights of other shapes.
+    """
+    if isinstance(source, str):
+        source = keras.models.load_model(source)
+    copied = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            twin = source.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"The checkpoint has no layer {layer.name!r}: depth, width or norm differ.") from None
+        weights = twin.get_weights()
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if expected != [tuple(w.shape) for w in weights]:
+            raise ValueError(f"Layer {layer.name!r}: checkpoint weights {[w.shape for w in weights]} do not fit {expected}.")
+        layer.set_weights(weights)
+        copied.append(layer.name)
+    return copied
+
+
+def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups=32, input_size=1024):
+    """Converts a Keras 3 ImageNet ResNet into the Model Garden backbone and
+    writes it as a TF checkpoint that a Mask R-CNN experiment loads with
+    `init_checkpoint=output_prefix`, `init_checkpoint_modules="backbone"`.
+
+    Args:
+      source: the Keras 3 model or its `model.keras` path.
+      output_prefix: checkpoint path prefix, e.g. "runs/r50_gn_backbone/ckpt".
+      depth, norm, groups: of the backbone ("frozen_bn" for a BN model that
+        detection keeps frozen); must match the source model.
+      input_size: the detector's square input side (only shapes the graph).
+
+    Returns:
+      The path written.
+    """
+    import tensorflow as tf
+
+    from keras_gn.models.resnet import resnet
+
+    backbone = resnet(
+        depth=depth, norm=norm, input_shape=(input_size, input_size, 3), framework="tf_keras", endpoints=True,
+        **({"groups": groups} if norm == "gn" else {}),
+    )
+    convert(source, backbone)
+    return tf.train.Checkpoint(backbone=backbone).write(output_prefix)

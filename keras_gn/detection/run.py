@@ -1,0 +1,61 @@
+"""Runs a registered Mask R-CNN experiment with the Model Garden's own trainer
+(Orbit) and COCO evaluator: checkpoints, resume, TensorBoard summaries and
+box/mask AP all come from there (`official.core.train_lib.run_experiment`)."""
+
+import json
+import os
+
+from official.core import exp_factory, task_factory, train_lib, train_utils
+from official.modeling import hyperparams
+
+import keras_gn.detection  # noqa: F401 - registers the backbone, FPN, task and experiments
+
+__all__ = ["experiment_params", "run"]
+
+
+def experiment_params(experiment, data_dir=None, annotation_file=None, init_checkpoint=None, params_override=""):
+    """The experiment's config with the data, checkpoint and overrides applied.
+
+    `data_dir` holds TFRecords from the Model Garden's create_coco_tf_record
+    (`train*`, `val*`) and, unless `annotation_file` says otherwise, COCO's
+    `instances_val2017.json`. `params_override` is YAML or "a.b=c,d.e=f"."""
+    try:
+        params = exp_factory.get_exp_config(experiment)
+    except KeyError:
+        from keras_gn.detection.configs import EXPERIMENTS
+
+        raise ValueError(f"Unknown experiment {experiment!r}; ours: {', '.join(EXPERIMENTS)}.") from None
+    if data_dir:
+        params.task.train_data.input_path = os.path.join(data_dir, "train*")
+        params.task.validation_data.input_path = os.path.join(data_dir, "val*")
+        params.task.annotation_file = os.path.join(data_dir, "instances_val2017.json")
+    if annotation_file:
+        params.task.annotation_file = annotation_file
+    if init_checkpoint is not None:
+        params.task.init_checkpoint = init_checkpoint
+    if params_override:
+        params = hyperparams.override_params_dict(params, params_override, is_strict=True)
+    params.validate()
+    params.lock()
+    return params
+
+
+def run(params, mode, model_dir, strategy):
+    """Trains and/or evaluates; returns the last evaluation's metrics (box AP
+    as "AP", mask AP as "mask_AP", COCO's other numbers beside them), also
+    written to `model_dir/results.json`."""
+    if "train" in mode:
+        train_utils.serialize_config(params, model_dir)
+    with strategy.scope():
+        task = task_factory.get_task(params.task, logging_dir=model_dir)
+    # run_post_eval: the Model Garden returns the metrics only then.
+    _, logs = train_lib.run_experiment(
+        distribution_strategy=strategy, task=task, mode=mode, params=params, model_dir=model_dir, run_post_eval="eval" in mode
+    )
+    metrics = {k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))}
+    with open(os.path.join(model_dir, "results.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    if metrics:
+        print(f"box AP {metrics.get('AP', float('nan')):.4f}, mask AP {metrics.get('mask_AP', float('nan')):.4f}; "
+              f"all metrics in {model_dir}/results.json", flush=True)
+    return metrics

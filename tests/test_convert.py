@@ -1,0 +1,43 @@
+"""Keras 3 ImageNet checkpoint -> tf_keras backbone: the same features."""
+
+import numpy as np
+import pytest
+import keras
+
+pytest.importorskip("tf_keras")
+
+from keras_gn.detection.convert import convert  # noqa: E402
+from keras_gn.models import resnet  # noqa: E402
+
+
+@pytest.mark.parametrize("norm", ["gn", "bn", "frozen_bn"])
+def test_converted_backbone_gives_the_same_features(norm, tmp_path):
+    kw = dict(depth=14, norm=norm, width=32, input_shape=(64, 64, 3))
+    original = resnet(num_classes=10, **kw)
+    rng = np.random.default_rng(0)
+    for w in original.weights:  # trained-looking statistics and scales
+        w.assign(rng.uniform(0.5, 1.5, w.shape) if ("gamma" in w.path or "variance" in w.path) else w.numpy() + rng.normal(0, 0.01, w.shape))
+    path = tmp_path / "model.keras"
+    original.save(path)  # what experiments/imagenet_resnet.py writes
+
+    backbone = resnet(framework="tf_keras", endpoints=True, **kw)
+    assert type(backbone).__module__.startswith("tf_keras")
+    copied = convert(str(path), backbone)
+    assert len(copied) == len([l for l in backbone.layers if l.weights])
+
+    x = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    loaded = keras.models.load_model(path)
+    levels = {str(s + 2): loaded.get_layer(f"stage{s + 1}_block1_out").output for s in range(4)}
+    expected = keras.Model(loaded.input, levels)(x)
+    got = backbone(x, training=False)
+    assert sorted(got) == ["2", "3", "4", "5"]
+    assert tuple(got["5"].shape) == (2, 2, 2, 32 * 8 * 4)
+    for level in got:
+        np.testing.assert_allclose(got[level].numpy(), np.asarray(expected[level]), rtol=1e-4, atol=1e-4, err_msg=level)
+
+
+def test_mismatched_architecture_is_a_clear_error():
+    source = resnet(depth=8, norm="gn", width=32, input_shape=(64, 64, 3))
+    target = resnet(depth=14, norm="gn", width=32, input_shape=(64, 64, 3), framework="tf_keras", endpoints=True)
+    with pytest.raises(ValueError, match="has no layer 'stage3"):
+        convert(source, target)

@@ -1,0 +1,133 @@
+"""Mask R-CNN with GN on the Model Garden: registrations, where the
+normalization layers are, and weight decay."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("official.vision")
+
+import tf_keras  # noqa: E402
+from official.core import exp_factory, task_factory  # noqa: E402
+
+from keras_gn.detection import configs  # noqa: E402
+from keras_gn.legacy import GroupNormalization  # noqa: E402
+
+
+def _count(obj, cls):
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListWrapper":
+        return sum(_count(o, cls) for o in obj)
+    return sum(isinstance(l, cls) for l in obj._flatten_layers(include_self=False))
+
+
+# experiment -> GN layers in backbone, FPN, RPN, box head, mask head; BN layers in the backbone
+EXPECTED = {
+    "maskrcnn_r50fpn_frozenbn_coco": ((0, 0, 0, 0, 0), 53),
+    "maskrcnn_r50fpn_gn_coco": ((53, 8, 0, 4, 4), 0),
+    "maskrcnn_r101fpn_gn_coco": ((104, 8, 0, 4, 4), 0),
+    "maskrcnn_r50fpn_gn_scratch_coco": ((53, 8, 0, 4, 4), 0),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECTED))
+def built(request):
+    config = exp_factory.get_exp_config(request.param)
+    config.task.model.input_size = [128, 128, 3]
+    task = task_factory.get_task(config.task)
+    return request.param, config, task.build_model()
+
+
+def test_registered_experiment_builds_with_the_paper_normalization(built):
+    name, config, model = built
+    (backbone, fpn, rpn, box, mask), bn = EXPECTED[name]
+    gn = GroupNormalization
+    assert (_count(model.backbone, gn), _count(model.decoder, gn), _count(model.rpn_head, gn),
+            _count(model.detection_head, gn), _count(model.mask_head, gn)) == (backbone, fpn, rpn, box, mask)
+    bn_layers = [l for l in model.backbone.layers if isinstance(l, tf_keras.layers.BatchNormalization)]
+    assert len(bn_layers) == bn
+    # The heads hold no BatchNormalization in any experiment (GN or none).
+    for head in (model.rpn_head, model.detection_head, model.mask_head):
+        assert _count(head, tf_keras.layers.BatchNormalization) == 0
+    assert config.task.train_data.global_batch_size == 8
+    frozen = [l.name for l in model.backbone.layers if isinstance(l, tf_keras.layers.Conv2D) and not l.trainable]
+    if name == "maskrcnn_r50fpn_gn_scratch_coco":
+        assert frozen == []
+    else:  # Detectron's FREEZE_AT=2: stem and res2 frozen when fine-tuning
+        assert frozen and all(n.startswith(("stem_", "stage1_")) for n in frozen)
+    if name == "maskrcnn_r50fpn_frozenbn_coco":
+        assert all(not l.trainable for l in bn_layers)
+
+
+def test_weight_decay_reaches_kernels_but_not_gamma_or_beta(built):
+    _, config, model = built
+    wd = config.task.losses.l2_weight_decay
+    assert wd == 1e-4
+    norms = [l for l in model._flatten_layers(include_self=False) if isinstance(l, (GroupNormalization, tf_keras.layers.BatchNormalization))]
+    for layer in norms:
+        assert layer.losses == [], layer.name
+        assert getattr(layer, "gamma_regularizer", None) is None and getattr(layer, "beta_regularizer", None) is None
+    kernel_layers = [l for l in model.backbone.layers if isinstance(l, tf_keras.layers.Conv2D) and l.trainable]
+    # Each trainable backbone kernel carries L2(wd / 2), the Model Garden's convention.
+    for layer in kernel_layers:
+        np.testing.assert_allclose(float(layer.kernel_regularizer.l2), wd / 2, rtol=1e-6)
+
+
+def test_experiment_rows_are_registered_with_their_paper_numbers():
+    for name, (_, (box_ap, mask_ap)) in configs.EXPERIMENTS.items():
+        assert exp_factory.get_exp_config(name).task.model.backbone.type == "keras_gn_resnet"
+        assert 30 < mask_ap < box_ap < 45
+
+
+def test_imagenet_checkpoint_initialises_the_detector_backbone(tmp_path):
+    import keras
+
+    from keras_gn.detection.convert import write_backbone_checkpoint
+    from keras_gn.models import resnet
+
+    imagenet = resnet(depth=50, norm="gn", input_shape=(64, 64, 3), num_classes=10)
+    rng = np.random.default_rng(0)
+    for w in imagenet.weights:
+        w.assign(w.numpy() + rng.normal(0, 0.1, w.shape))
+    imagenet.save(tmp_path / "model.keras")  # as experiments/imagenet_resnet.py writes it
+    prefix = write_backbone_checkpoint(str(tmp_path / "model.keras"), str(tmp_path / "backbone" / "ckpt"), input_size=128)
+
+    config = exp_factory.get_exp_config("maskrcnn_r50fpn_gn_coco")
+    config.task.model.input_size = [128, 128, 3]
+    config.task.init_checkpoint = prefix
+    task = task_factory.get_task(config.task)
+    model = task.build_model()
+    task.initialize(model)  # the Model Garden's own loading
+    for name in ("stem_conv", "stage3_block2_conv2", "stage4_block3_norm3"):
+        for a, b in zip(model.backbone.get_layer(name).get_weights(), keras.models.load_model(tmp_path / "model.keras").get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, np.asarray(b), err_msg=name)
+
+
+def test_binary_train_and_eval_on_generated_shapes(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from binaries import ROOT, env
+    from keras_gn.detection.shapes import make_shapes_coco
+
+    data = make_shapes_coco(str(tmp_path / "shapes"), train_images=12, val_images=4, size=128)
+    annotations = json.loads(open(data["val_annotations"]).read())
+    assert len(annotations["images"]) == 4 and annotations["annotations"][0]["segmentation"]
+    override = ",".join([
+        "task.model.input_size=[128,128,3]", "task.model.num_classes=4", "task.model.backbone.keras_gn_resnet.model_id=14",
+        "task.train_data.global_batch_size=2", "task.validation_data.global_batch_size=2", "trainer.train_steps=2",
+        "trainer.validation_steps=2", "trainer.steps_per_loop=2", "trainer.summary_interval=2",
+        "trainer.checkpoint_interval=2", "trainer.validation_interval=2", "trainer.optimizer_config.warmup.linear.warmup_steps=1",
+    ])
+    model_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.coco_mask_rcnn", "--experiment=maskrcnn_r50fpn_gn_coco", "--mode=train_and_eval",
+         "--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", f"--data_dir={tmp_path / 'shapes'}",
+         f"--annotation_file={data['val_annotations']}", "--init_checkpoint=", f"--model_dir={model_dir}",
+         f"--params_override={override}"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads((model_dir / "results.json").read_text())
+    # Box and mask AP from the Model Garden's COCO evaluator (near 0 after 2 steps; the pipeline must run).
+    assert 0.0 <= metrics["AP"] <= 1.0 and 0.0 <= metrics["mask_AP"] <= 1.0
+    assert (model_dir / "ckpt-2.index").exists() and (model_dir / "params.yaml").exists()
