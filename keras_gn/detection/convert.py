@@ -2,7 +2,7 @@
 backbone: the two are built by the same `keras_gn.models.resnet` definition,
 so every layer has the same name in both and the weights copy by name."""
 
-import keras
+from keras_gn.models.transfer import copy_by_name
 
 __all__ = ["convert", "write_backbone_checkpoint"]
 
@@ -21,23 +21,7 @@ def convert(source, target):
       The names of the layers copied. Raises ValueError when a layer of
       `target` has no twin in `source`, or weights of other shapes.
     """
-    if isinstance(source, str):
-        source = keras.models.load_model(source)
-    copied = []
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        try:
-            twin = source.get_layer(layer.name)
-        except ValueError:
-            raise ValueError(f"The checkpoint has no layer {layer.name!r}: depth, width or norm differ.") from None
-        weights = twin.get_weights()
-        expected = [tuple(w.shape) for w in layer.get_weights()]
-        if expected != [tuple(w.shape) for w in weights]:
-            raise ValueError(f"Layer {layer.name!r}: checkpoint weights {[w.shape for w in weights]} do not fit {expected}.")
-        layer.set_weights(weights)
-        copied.append(layer.name)
-    return copied
+    return copy_by_name(source, target)
 
 
 def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups=32, input_size=1024):

@@ -24,6 +24,7 @@ import numpy as np
 import keras
 
 from keras_gn.models.resnet import STAGE_SIZES
+from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
 __all__ = ["i3d_resnet", "inflate", "TEMPORAL_KERNELS", "EdgePadding"]
@@ -167,23 +168,11 @@ def inflate(source, i3d, skip_top=False):
     Returns:
       The names of the layers copied.
     """
-    if isinstance(source, str):
-        source = keras.models.load_model(source)
-    copied = []
-    for layer in i3d.layers:
-        if not layer.weights or (skip_top and layer.name == "logits"):
-            continue
-        try:
-            twin = source.get_layer(layer.name)
-        except ValueError:
-            raise ValueError(f"The 2-D model has no layer {layer.name!r}: depth, width or norm differ.") from None
-        weights = twin.get_weights()
+
+    def repeat_over_time(layer, weights):
         if isinstance(layer, keras.layers.Conv3D):
             t = layer.kernel.shape[0]
             weights[0] = np.repeat(weights[0][None], t, axis=0) / t
-        shapes = [tuple(w.shape) for w in layer.get_weights()]
-        if shapes != [tuple(w.shape) for w in weights]:
-            raise ValueError(f"Layer {layer.name!r}: 2-D weights {[w.shape for w in weights]} do not fit {shapes}.")
-        layer.set_weights(weights)
-        copied.append(layer.name)
-    return copied
+        return weights
+
+    return copy_by_name(source, i3d, transform=repeat_over_time, skip=("logits",) if skip_top else ())
