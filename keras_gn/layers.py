@@ -4,7 +4,7 @@ import keras
 
 from keras_gn import ops as gn_ops
 
-__all__ = ["GroupNormalization", "layer_norm", "instance_norm", "resolve_groups", "validate_arguments"]
+__all__ = ["GroupNormalization", "GroupNormArguments", "layer_norm", "instance_norm", "resolve_groups", "validate_arguments"]
 
 DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
 
@@ -49,8 +49,67 @@ def validate_arguments(groups, group_size, axis, epsilon):
         raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
 
 
+class GroupNormArguments:
+    """The arguments and config shared by the Keras 3 layer and its tf_keras
+    twin (`keras_gn.legacy`); `_K` is the Keras module of the subclass."""
+
+    _K = keras
+
+    def __init__(
+        self,
+        groups=None,
+        group_size=None,
+        axis=-1,
+        epsilon=1e-5,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        validate_arguments(groups, group_size, axis, epsilon)
+        self.groups = groups
+        self.group_size = group_size
+        self.axis = axis
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.beta_initializer = self._K.initializers.get(beta_initializer)
+        self.gamma_initializer = self._K.initializers.get(gamma_initializer)
+        self.beta_regularizer = self._K.regularizers.get(beta_regularizer)
+        self.gamma_regularizer = self._K.regularizers.get(gamma_regularizer)
+        self.beta_constraint = self._K.constraints.get(beta_constraint)
+        self.gamma_constraint = self._K.constraints.get(gamma_constraint)
+        self.supports_masking = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "groups": self.groups,
+                "group_size": self.group_size,
+                "axis": self.axis,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": self._K.initializers.serialize(self.beta_initializer),
+                "gamma_initializer": self._K.initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": self._K.regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": self._K.regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": self._K.constraints.serialize(self.beta_constraint),
+                "gamma_constraint": self._K.constraints.serialize(self.gamma_constraint),
+            }
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_gn")
-class GroupNormalization(keras.layers.Layer):
+class GroupNormalization(GroupNormArguments, keras.layers.Layer):
     """Group Normalization (Wu & He, ECCV 2018).
 
     Normalises each sample over groups of channels: one mean and one variance
@@ -88,38 +147,6 @@ class GroupNormalization(keras.layers.Layer):
     `keras_gn.ops.group_norm` with its analytic gradient; on other backends
     the same formula in `keras.ops`.
     """
-
-    def __init__(
-        self,
-        groups=None,
-        group_size=None,
-        axis=-1,
-        epsilon=1e-5,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        validate_arguments(groups, group_size, axis, epsilon)
-        self.groups = groups
-        self.group_size = group_size
-        self.axis = axis
-        self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_constraint = keras.constraints.get(beta_constraint)
-        self.gamma_constraint = keras.constraints.get(gamma_constraint)
-        self.supports_masking = True
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -186,27 +213,6 @@ class GroupNormalization(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "groups": self.groups,
-                "group_size": self.group_size,
-                "axis": self.axis,
-                "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
-                "beta_constraint": keras.constraints.serialize(self.beta_constraint),
-                "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
-            }
-        )
-        return config
-
 
 def layer_norm(**kwargs):
     """Layer Normalization as GN with one group (`groups=1`): statistics over

@@ -20,48 +20,18 @@ except ImportError as error:  # pragma: no cover - depends on the install
     ) from error
 
 from keras_gn import ops as gn_ops
-from keras_gn.layers import resolve_groups, validate_arguments
+from keras_gn.layers import GroupNormArguments, resolve_groups
 
 __all__ = ["GroupNormalization"]
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
-class GroupNormalization(tf_keras.layers.Layer):
+class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
     """Group Normalization for tf_keras; arguments as `keras_gn.GroupNormalization`
     (`groups=32` or `group_size`, `axis`, `epsilon=1e-5`, `center`, `scale`,
     initializers, regularizers and constraints of gamma and beta)."""
 
-    def __init__(
-        self,
-        groups=None,
-        group_size=None,
-        axis=-1,
-        epsilon=1e-5,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        validate_arguments(groups, group_size, axis, epsilon)
-        self.groups = groups
-        self.group_size = group_size
-        self.axis = axis
-        self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = tf_keras.initializers.get(beta_initializer)
-        self.gamma_initializer = tf_keras.initializers.get(gamma_initializer)
-        self.beta_regularizer = tf_keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = tf_keras.regularizers.get(gamma_regularizer)
-        self.beta_constraint = tf_keras.constraints.get(beta_constraint)
-        self.gamma_constraint = tf_keras.constraints.get(gamma_constraint)
-        self.supports_masking = True
+    _K = tf_keras
 
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
@@ -101,23 +71,3 @@ class GroupNormalization(tf_keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "groups": self.groups,
-                "group_size": self.group_size,
-                "axis": self.axis,
-                "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": tf_keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": tf_keras.initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": tf_keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": tf_keras.regularizers.serialize(self.gamma_regularizer),
-                "beta_constraint": tf_keras.constraints.serialize(self.beta_constraint),
-                "gamma_constraint": tf_keras.constraints.serialize(self.gamma_constraint),
-            }
-        )
-        return config
