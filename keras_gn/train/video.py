@@ -12,7 +12,6 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gn.data import DatasetInfo, dataset_info
 from keras_gn.data.video import video_dataset
 from keras_gn.models import i3d_resnet, inflate
 from keras_gn.train.classification import ImageTask, TrainConfig
@@ -46,11 +45,6 @@ class VideoConfig(TrainConfig):
 class VideoTask(ImageTask):
     def per_replica_batch(self, config):
         return config.clips_per_replica
-
-    def info(self, config):
-        if config.dataset == "synthetic":
-            return DatasetInfo(config.synthetic_classes, 3, config.synthetic_examples, max(config.synthetic_examples // 4, 1))
-        return dataset_info(config.dataset, config.data_dir)
 
     def dataset(self, config, info, training, batch_size, input_context, drop_remainder, repeat):
         # Validation during training (repeat=True) uses the center clip only;
