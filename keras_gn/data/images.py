@@ -12,7 +12,7 @@ import dataclasses
 
 import tensorflow as tf
 
-__all__ = ["DatasetInfo", "dataset_info", "image_dataset", "SYNTHETIC"]
+__all__ = ["DatasetInfo", "dataset_info", "image_dataset", "load_tfds", "SYNTHETIC"]
 
 SYNTHETIC = "synthetic"
 _RGB_MEAN = (0.485, 0.456, 0.406)
@@ -58,6 +58,21 @@ def dataset_info(name, data_dir=None, synthetic_examples=1024, synthetic_classes
         eval_examples=splits[eval_split].num_examples if eval_split in splits else None,
         eval_split=eval_split,
     )
+
+
+def load_tfds(name, split, data_dir=None, **kwargs):
+    """`tfds.load` of a prepared data set (never downloads), with one clear
+    error when it is not there."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, download=False, **kwargs)
+    except (AssertionError, FileNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"Could not read split {split!r} of TFDS data set {name!r} from "
+            f"{data_dir or 'the default TFDS folder'}: {error}. Prepare it first "
+            f"(e.g. `tfds build {name} --data_dir=...`), or use --dataset=synthetic."
+        ) from None
 
 
 def _standardize(image, channels):
@@ -137,23 +152,14 @@ def image_dataset(
     else:
         import tensorflow_datasets as tfds
 
-        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed, try_autocache=False)
-        try:
-            ds = tfds.load(
-                name,
-                split=split,
-                data_dir=data_dir,
-                as_supervised=True,
-                shuffle_files=training,
-                read_config=read_config,
-                download=False,
-            )
-        except (AssertionError, FileNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"Could not read split {split!r} of TFDS data set {name!r} from "
-                f"{data_dir or 'the default TFDS folder'}: {error}. Prepare it first "
-                f"(e.g. `tfds build {name} --data_dir=...`), or use --dataset=synthetic."
-            ) from None
+        ds = load_tfds(
+            name,
+            split,
+            data_dir,
+            as_supervised=True,
+            shuffle_files=training,
+            read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed, try_autocache=False),
+        )
 
         def prepare(image, label):
             image = _train_crop(image, image_size, seed) if training else _eval_crop(image, image_size)

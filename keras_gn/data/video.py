@@ -88,16 +88,12 @@ def video_dataset(
     else:
         import tensorflow_datasets as tfds
 
-        try:
-            ds = tfds.load(
-                name, split=split, data_dir=data_dir, shuffle_files=training, download=False,
-                read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed),
-            )
-        except (AssertionError, FileNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"Could not read split {split!r} of TFDS video data set {name!r} from "
-                f"{data_dir or 'the default TFDS folder'}: {error}. Prepare it first, or use --dataset=synthetic."
-            ) from None
+        from keras_gn.data.images import load_tfds
+
+        ds = load_tfds(
+            name, split, data_dir, shuffle_files=training,
+            read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed),
+        )
 
         def prepare(example):
             video = tf.cast(example["video"], tf.float32) / 255.0

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-__all__ = ["StudyConfig", "QUICK", "FULL", "run_study", "load_data", "steps_per_epoch", "learning_rate"]
+__all__ = ["StudyConfig", "QUICK", "FULL", "run_study", "load_data", "steps_per_epoch"]
 
 PAPER_TABLE_2 = {
     "bn": {32: 23.6, 16: 23.7, 8: 24.8, 4: 27.3, 2: 34.7},
@@ -67,11 +67,6 @@ def steps_per_epoch(config, images_per_replica):
     return config.train_examples // images_per_replica
 
 
-def learning_rate(config, images_per_replica):
-    """The linear scaling rule: base_learning_rate x images / base_batch."""
-    return config.base_learning_rate * images_per_replica / config.base_batch
-
-
 def load_data(config):
     """(x_train, y_train), (x_eval, y_eval), num_classes, source: float32
     images [N, H, W, C] standardised with the training set's statistics."""
@@ -85,17 +80,12 @@ def load_data(config):
         import tensorflow_datasets as tfds
 
         from keras_gn.data import dataset_info
+        from keras_gn.data.images import load_tfds
 
         info = dataset_info(config.dataset, config.data_dir)
-        try:
-            x_train, y_train = tfds.as_numpy(
-                tfds.load(config.dataset, split="train", data_dir=config.data_dir, as_supervised=True, batch_size=-1, download=False)
-            )
-            x_eval, y_eval = tfds.as_numpy(
-                tfds.load(config.dataset, split=info.eval_split, data_dir=config.data_dir, as_supervised=True, batch_size=-1, download=False)
-            )
-        except (AssertionError, FileNotFoundError, ValueError) as error:
-            raise ValueError(f"Could not read {config.dataset!r} from {config.data_dir or 'the default TFDS folder'}: {error}") from None
+        load = lambda split: tfds.as_numpy(load_tfds(config.dataset, split, config.data_dir, as_supervised=True, batch_size=-1))
+        x_train, y_train = load("train")
+        x_eval, y_eval = load(info.eval_split)
         num_classes = info.num_classes
         source = f"tfds:{config.dataset}"
     # A fixed, class-mixed subset: the first examples of one permutation.
