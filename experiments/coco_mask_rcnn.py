@@ -10,11 +10,13 @@ devices. The logic lives in keras_gn.detection.run.
 
 from absl import app, flags
 
+from keras_gn.train.strategy import STRATEGIES
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", "maskrcnn_r50fpn_gn_coco", "A registered experiment (keras_gn.detection.configs.EXPERIMENTS).")
 flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "continuous_eval"], "What to run.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, results.json; restart with the same one to resume.", required=True)
-flags.DEFINE_enum("strategy", "mirrored", ["default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "mirrored", list(STRATEGIES), "tf.distribute strategy (auto: TPU, else all GPUs, else the CPU).")
 flags.DEFINE_integer("num_gpus", 8, "Replicas for --strategy=mirrored (the paper: 8 x 1 image).")
 flags.DEFINE_string("tpu", "", "TPU name or grpc:// address.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored without GPUs).")

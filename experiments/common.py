@@ -2,6 +2,8 @@
 
 from absl import flags
 
+from keras_gn.train.strategy import STRATEGIES
+
 FLAGS = flags.FLAGS
 
 
@@ -13,7 +15,7 @@ def define_flags(defaults):
     flags.DEFINE_integer("groups", d.groups, "Groups G for --norm=gn (the paper's best: 32).")
     flags.DEFINE_integer("depth", d.depth, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
     flags.DEFINE_integer("width", d.width, "Stem and first-stage width (64 in ResNet-50).")
-    flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"], "tf.distribute strategy.")
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy (auto: TPU, else all GPUs, else the CPU).")
     flags.DEFINE_integer("num_gpus", 1, "Replicas for --strategy=mirrored / one_device.")
     flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for TPUClusterResolver ('local' on a TPU VM).")
     flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored without GPUs).")
@@ -61,5 +63,5 @@ def start():
     strategy = train.make_strategy(FLAGS.strategy, FLAGS.num_gpus, FLAGS.tpu)
     precision = FLAGS.mixed_precision
     if precision == "auto":
-        precision = "bfloat16" if FLAGS.strategy == "tpu" else "float16" if tf.config.list_logical_devices("GPU") else ""
+        precision = "bfloat16" if isinstance(strategy, tf.distribute.TPUStrategy) else "float16" if tf.config.list_logical_devices("GPU") else ""
     return strategy, "" if precision == "none" else precision

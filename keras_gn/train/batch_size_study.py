@@ -1,8 +1,11 @@
 """The paper's batch-size study (Figure 1, Table 2) at a scale a CPU can run.
 
 For every normalization in `norms` and every batch in `images_per_replica`,
-trains the same small ResNet from scratch with several seeds on one replica
-(so the batch of the normalization statistics is `images_per_replica`), for
+trains the same small ResNet from scratch with several seeds, on one replica
+by default (so the batch of the normalization statistics is
+`images_per_replica`; under a `strategy` with N replicas, as on the paper's 8
+GPUs, each replica gets `images_per_replica` images of a global batch N times
+larger and the learning rate follows the global batch), for
 the same number of epochs at every batch, with the learning rate scaled
 linearly with the batch and divided by 10 at 30%, 60% and 90% of training
 (the paper's 30/60/90 of 100 epochs). BN is evaluated with its moving
@@ -61,10 +64,10 @@ QUICK = dict(images_per_replica=(32, 8, 2), seeds=1, train_examples=1000, eval_e
 FULL = dict(seeds=5, train_examples=60_000, eval_examples=10_000, epochs=10)
 
 
-def steps_per_epoch(config, images_per_replica):
+def steps_per_epoch(config, images_per_replica, replicas=1):
     """Optimizer steps in one epoch at this batch (the last partial batch is
     dropped: a BN batch of one image has no variance)."""
-    return config.train_examples // images_per_replica
+    return config.train_examples // (images_per_replica * replicas)
 
 
 def load_data(config):
@@ -104,7 +107,7 @@ def load_data(config):
     return (standardise(x_train), y_train.astype(np.int64)), (standardise(x_eval), y_eval.astype(np.int64)), num_classes, source
 
 
-def train_one(config, data, norm, images_per_replica, seed):
+def train_one(config, data, norm, images_per_replica, seed, strategy=None):
     """Trains one model; returns its result dict (val_error in [0, 1])."""
     import keras
     import tensorflow as tf
@@ -112,39 +115,49 @@ def train_one(config, data, norm, images_per_replica, seed):
     from keras_gn.models import resnet
     from keras_gn.train.classification import learning_rate_schedule
 
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = images_per_replica * replicas
+
     (x_train, y_train), (x_eval, y_eval), num_classes, _ = data
     keras.utils.set_random_seed(seed)
-    steps = steps_per_epoch(config, images_per_replica)
+    steps = steps_per_epoch(config, images_per_replica, replicas)
     if steps < 1:
-        raise ValueError(f"images_per_replica={images_per_replica} is more than the {config.train_examples} training examples.")
-    model = resnet(
-        depth=config.depth,
-        norm=norm,
-        num_classes=num_classes,
-        input_shape=x_train.shape[1:],
-        width=config.width,
-        stem=config.stem,
-        weight_decay=config.weight_decay,
-        **({"groups": config.groups} if norm == "gn" else {}),
-    )
-    schedule = learning_rate_schedule(
-        config.base_learning_rate,
-        config.base_batch,
-        [f * config.epochs for f in (0.3, 0.6, 0.9)],
-        images_per_replica,
-        steps,
-    )
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=config.jit_compile,
-        steps_per_execution=min(64, steps),
-    )
+        raise ValueError(
+            f"images_per_replica={images_per_replica} x {replicas} replica(s) is more than the "
+            f"{config.train_examples} training examples."
+        )
+    with strategy.scope():
+        model = resnet(
+            depth=config.depth,
+            norm=norm,
+            num_classes=num_classes,
+            input_shape=x_train.shape[1:],
+            width=config.width,
+            stem=config.stem,
+            weight_decay=config.weight_decay,
+            **({"groups": config.groups} if norm == "gn" else {}),
+        )
+        schedule = learning_rate_schedule(
+            config.base_learning_rate,
+            config.base_batch,
+            [f * config.epochs for f in (0.3, 0.6, 0.9)],
+            global_batch,
+            steps,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=config.jit_compile,
+            # Several steps per call fail under MirroredStrategy in Keras 3.15
+            # with TF 2.20 ("You must feed a value for placeholder tensor").
+            steps_per_execution=min(64, steps) if replicas == 1 else 1,
+        )
     train_ds = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(images_per_replica, drop_remainder=True)
+        .batch(global_batch, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
     start = time.time()
@@ -155,6 +168,7 @@ def train_one(config, data, norm, images_per_replica, seed):
     return {
         "norm": norm,
         "images_per_replica": int(images_per_replica),
+        "replicas": int(replicas),
         "seed": int(seed),
         "val_error": 1.0 - float(evaluation["accuracy"]),
         "train_loss": float(history.history["loss"][-1]),
@@ -168,8 +182,9 @@ def train_one(config, data, norm, images_per_replica, seed):
     }
 
 
-def run_study(config, log=print):
-    """Runs every (norm, images_per_replica, seed); writes and returns the results."""
+def run_study(config, log=print, strategy=None):
+    """Runs every (norm, images_per_replica, seed), under `strategy` if given
+    (default: one replica); writes and returns the results."""
     os.makedirs(config.output_dir, exist_ok=True)
     data = load_data(config)
     log(
@@ -179,7 +194,7 @@ def run_study(config, log=print):
     runs = [(n, b, s) for s in range(config.seeds) for b in config.images_per_replica for n in config.norms]
     results, start = [], time.time()
     for i, (norm, batch, seed) in enumerate(runs, 1):
-        result = train_one(config, data, norm, batch, seed)
+        result = train_one(config, data, norm, batch, seed, strategy)
         results.append(result)
         elapsed = time.time() - start
         log(
@@ -223,8 +238,9 @@ def markdown_table(results, config):
         "",
         f"Validation error (%) of {config.dataset} ({config.eval_examples} images), mean ± standard deviation over "
         f"{len(seeds)} seed(s); ResNet-{config.depth} (width {config.width}, {config.stem} stem), "
-        f"{config.train_examples} training images, {config.epochs} epochs, lr {config.base_learning_rate} x images / "
-        f"{config.base_batch}, GN with G = {config.groups}; one replica.",
+        f"{config.train_examples} training images, {config.epochs} epochs, lr {config.base_learning_rate} x images per step / "
+        f"{config.base_batch}, GN with G = {config.groups}; "
+        f"{_replicas(results)}.",
         "",
         "The paper (ResNet-50, ImageNet, 8 GPUs, Table 2), error (%):",
         "",
@@ -235,6 +251,11 @@ def markdown_table(results, config):
         "| GN − BN | +0.5 | +0.5 | −0.8 | −3.1 | −10.6 |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _replicas(results):
+    replicas = sorted({r.get("replicas", 1) for r in results})
+    return "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
 
 
 def plot(results, path):

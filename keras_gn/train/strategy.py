@@ -7,7 +7,7 @@ from absl import logging
 
 __all__ = ["STRATEGIES", "make_strategy", "split_cpu"]
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu", "auto")
 
 
 def split_cpu(num_devices):
@@ -25,7 +25,9 @@ def make_strategy(name="default", num_gpus=1, tpu=None):
     Args:
       name: "default" (no distribution), "one_device", "mirrored" (the
         paper's 8 GPUs in one machine), "multi_worker_mirrored" (several
-        machines, from TF_CONFIG), or "tpu".
+        machines, from TF_CONFIG), "tpu", or "auto": the TPU when this
+        machine has one (a Colab or Cloud TPU VM), else "mirrored" over all
+        its GPUs, else "default" (the CPU), as the notebooks pick it.
       num_gpus: replicas of "mirrored" and "one_device". On a machine without
         GPUs, "mirrored" uses that many logical CPU devices (see `split_cpu`).
       tpu: the TPU's name or grpc:// address for `TPUClusterResolver`
@@ -33,6 +35,8 @@ def make_strategy(name="default", num_gpus=1, tpu=None):
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; known: {', '.join(STRATEGIES)}.")
+    if name == "auto":
+        return _auto_strategy(tpu)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "tpu":
@@ -52,14 +56,27 @@ def make_strategy(name="default", num_gpus=1, tpu=None):
     return tf.distribute.MirroredStrategy(devices[:num_gpus])
 
 
+def _has_local_tpu():
+    return os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio")
+
+
+def _auto_strategy(tpu):
+    if tpu or os.environ.get("TPU_NAME") or _has_local_tpu():
+        return _tpu_strategy(tpu or ("local" if _has_local_tpu() else None))
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
 def _tpu_strategy(tpu):
     # Without a name, TPUClusterResolver looks for a TPU in the environment
     # (Cloud TPU VM, TPU_NAME); where there is none it can wait on metadata
     # servers: fail at once instead.
-    if not tpu and not os.environ.get("TPU_NAME") and not os.path.exists("/dev/accel0") and not os.path.exists("/dev/vfio"):
+    if not tpu and not os.environ.get("TPU_NAME") and not _has_local_tpu():
         raise RuntimeError(
             "--strategy=tpu: no TPU found. Pass --tpu=NAME_OR_GRPC_ADDRESS (or --tpu=local on a TPU VM), "
-            "or choose another --strategy (default, one_device, mirrored, multi_worker_mirrored)."
+            "or choose another --strategy (default, one_device, mirrored, multi_worker_mirrored, auto)."
         )
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
