@@ -10,13 +10,8 @@ import tf_keras  # noqa: E402
 from official.core import exp_factory, task_factory  # noqa: E402
 
 from keras_gn.detection import configs  # noqa: E402
+from keras_gn.detection.task import count_layers as _count  # noqa: E402
 from keras_gn.legacy import GroupNormalization  # noqa: E402
-
-
-def _count(obj, cls):
-    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListWrapper":
-        return sum(_count(o, cls) for o in obj)
-    return sum(isinstance(l, cls) for l in obj._flatten_layers(include_self=False))
 
 
 # experiment -> GN layers in backbone, FPN, RPN, box head, mask head; BN layers in the backbone

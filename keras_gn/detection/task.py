@@ -8,7 +8,19 @@ from official.vision.tasks import maskrcnn as maskrcnn_task
 
 from keras_gn.detection import configs, heads
 
-__all__ = ["MaskRCNNTask", "with_heads"]
+__all__ = ["MaskRCNNTask", "with_heads", "count_layers", "PARTS"]
+
+PARTS = ("backbone", "decoder", "rpn_head", "detection_head", "mask_head")
+
+
+def count_layers(obj, cls):
+    """How many layers of class `cls` are inside `obj` (a layer, a model or a
+    list of them, as MaskRCNNModel.detection_head is); 0 for None."""
+    if obj is None:
+        return 0
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListWrapper":
+        return sum(count_layers(o, cls) for o in obj)
+    return sum(isinstance(layer, cls) for layer in obj._flatten_layers(include_self=False))
 
 
 def with_heads(model, norm, groups, rpn_norm="none"):

@@ -259,13 +259,13 @@ def _replicas(results):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure without pyplot: no GUI backend needed, and the backend of a
+    # notebook that calls this is left as it was.
+    from matplotlib.figure import Figure
 
     summary = summarize(results)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for norm, cells in summary.items():
         batches = sorted(cells, reverse=True)
         mean = np.array([cells[b][0] for b in batches])
@@ -284,7 +284,6 @@ def plot(results, path):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def write_outputs(results, config):
