@@ -14,12 +14,16 @@ from keras_gn.detection.task import count_layers as _count  # noqa: E402
 from keras_gn.legacy import GroupNormalization  # noqa: E402
 
 
-# experiment -> GN layers in backbone, FPN, RPN, box head, mask head; BN layers in the backbone
+# experiment -> GN layers in backbone, FPN, RPN, box head, mask head; BN layers in the backbone; BN in the heads
 EXPECTED = {
-    "maskrcnn_r50fpn_frozenbn_coco": ((0, 0, 0, 0, 0), 53),
-    "maskrcnn_r50fpn_gn_coco": ((53, 8, 0, 4, 4), 0),
-    "maskrcnn_r101fpn_gn_coco": ((104, 8, 0, 4, 4), 0),
-    "maskrcnn_r50fpn_gn_scratch_coco": ((53, 8, 0, 4, 4), 0),
+    "maskrcnn_r50fpn_frozenbn_coco": ((0, 0, 0, 0, 0), 53, 0),
+    "maskrcnn_r50fpn_gn_coco": ((53, 8, 0, 4, 4), 0, 0),
+    "maskrcnn_r101fpn_gn_coco": ((104, 8, 0, 4, 4), 0, 0),
+    "maskrcnn_r50fpn_gn_scratch_coco": ((53, 8, 0, 4, 4), 0, 0),
+    # C4: res2-res4 in the backbone (1 + 10 + 13 + 19), res5 (10) in the box
+    # head and, the same layers, in the mask head; no decoder.
+    "maskrcnn_r50c4_frozenbn_coco": ((0, 0, 0, 0, 0), 43, 10),
+    "maskrcnn_r50c4_gn_coco": ((43, 0, 0, 10, 10), 0, 0),
 }
 
 
@@ -33,23 +37,45 @@ def built(request):
 
 def test_registered_experiment_builds_with_the_paper_normalization(built):
     name, config, model = built
-    (backbone, fpn, rpn, box, mask), bn = EXPECTED[name]
+    (backbone, fpn, rpn, box, mask), bn, head_bn = EXPECTED[name]
     gn = GroupNormalization
     assert (_count(model.backbone, gn), _count(model.decoder, gn), _count(model.rpn_head, gn),
             _count(model.detection_head, gn), _count(model.mask_head, gn)) == (backbone, fpn, rpn, box, mask)
     bn_layers = [l for l in model.backbone.layers if isinstance(l, tf_keras.layers.BatchNormalization)]
     assert len(bn_layers) == bn
-    # The heads hold no BatchNormalization in any experiment (GN or none).
-    for head in (model.rpn_head, model.detection_head, model.mask_head):
-        assert _count(head, tf_keras.layers.BatchNormalization) == 0
+    # The heads hold no BatchNormalization (GN or none), but C4's res5 with frozen BN.
+    assert _count(model.rpn_head, tf_keras.layers.BatchNormalization) == 0
+    BN = tf_keras.layers.BatchNormalization
+    assert _count(model.detection_head, BN) == _count(model.mask_head, BN) == head_bn
+    if head_bn:
+        assert all(not l.trainable for l in model.detection_head[0].res5.layers if isinstance(l, BN))
     assert config.task.train_data.global_batch_size == 8
     frozen = [l.name for l in model.backbone.layers if isinstance(l, tf_keras.layers.Conv2D) and not l.trainable]
     if name == "maskrcnn_r50fpn_gn_scratch_coco":
         assert frozen == []
     else:  # Detectron's FREEZE_AT=2: stem and res2 frozen when fine-tuning
         assert frozen and all(n.startswith(("stem_", "stage1_")) for n in frozen)
-    if name == "maskrcnn_r50fpn_frozenbn_coco":
+    if "frozenbn" in name:
         assert all(not l.trainable for l in bn_layers)
+
+
+def test_c4_layout_levels_crops_and_mask_size():
+    config = exp_factory.get_exp_config("maskrcnn_r50c4_gn_coco")
+    config.task.model.input_size = [128, 128, 3]
+    model = task_factory.get_task(config.task).build_model()
+    assert model.decoder is None and list(model.backbone.output_specs) == ["4"]
+    assert tuple(model.backbone.output_specs["4"]) == (None, 8, 8, 1024)  # stride 16
+    assert not any(l.name.startswith("stage4_") for l in model.backbone.layers)
+    box, mask = model.detection_head[0], model.mask_head
+    assert mask.res5 is box.res5  # one res5, shared
+    assert box.res5.input_shape == (None, 14, 14, 1024) and box.res5.output_shape == (None, 7, 7, 2048)
+    assert sum(l.name.startswith("stage4_block") and l.name.endswith("_add") for l in box.res5.layers) == 3
+    rois = tf_keras.backend.random_normal([1, 3, 14, 14, 1024])
+    classes, boxes = box(rois)
+    assert classes.shape == (1, 3, 91) and boxes.shape == (1, 3, 91 * 4)
+    assert mask([rois, tf_keras.backend.constant([[1, 2, 3]])]).shape == (1, 3, 14, 14)
+    # Each variable once, although res5 is reachable from both heads.
+    assert len(model.trainable_variables) == len({id(v) for v in model.trainable_variables})
 
 
 def test_weight_decay_reaches_kernels_but_not_gamma_or_beta(built):
@@ -61,7 +87,9 @@ def test_weight_decay_reaches_kernels_but_not_gamma_or_beta(built):
         assert layer.losses == [], layer.name
         assert getattr(layer, "gamma_regularizer", None) is None and getattr(layer, "beta_regularizer", None) is None
     kernel_layers = [l for l in model.backbone.layers if isinstance(l, tf_keras.layers.Conv2D) and l.trainable]
-    # Each trainable backbone kernel carries L2(wd / 2), the Model Garden's convention.
+    if config.task.model.heads == "c4":
+        kernel_layers += [l for l in model.detection_head[0].res5.layers if isinstance(l, tf_keras.layers.Conv2D)]
+    # Each trainable backbone (and C4 res5) kernel carries L2(wd / 2), the Model Garden's convention.
     for layer in kernel_layers:
         np.testing.assert_allclose(float(layer.kernel_regularizer.l2), wd / 2, rtol=1e-6)
 
@@ -72,7 +100,8 @@ def test_experiment_rows_are_registered_with_their_paper_numbers():
         assert 30 < mask_ap < box_ap < 45
 
 
-def test_imagenet_checkpoint_initialises_the_detector_backbone(tmp_path):
+@pytest.mark.parametrize("experiment", ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_gn_coco"])
+def test_imagenet_checkpoint_initialises_the_detector_backbone(experiment, tmp_path):
     import keras
 
     from keras_gn.detection.convert import write_backbone_checkpoint
@@ -85,18 +114,23 @@ def test_imagenet_checkpoint_initialises_the_detector_backbone(tmp_path):
     imagenet.save(tmp_path / "model.keras")  # as experiments/imagenet_resnet.py writes it
     prefix = write_backbone_checkpoint(str(tmp_path / "model.keras"), str(tmp_path / "backbone" / "ckpt"), input_size=128)
 
-    config = exp_factory.get_exp_config("maskrcnn_r50fpn_gn_coco")
+    config = exp_factory.get_exp_config(experiment)
     config.task.model.input_size = [128, 128, 3]
     config.task.init_checkpoint = prefix
     task = task_factory.get_task(config.task)
     model = task.build_model()
-    task.initialize(model)  # the Model Garden's own loading
-    for name in ("stem_conv", "stage3_block2_conv2", "stage4_block3_norm3"):
-        for a, b in zip(model.backbone.get_layer(name).get_weights(), keras.models.load_model(tmp_path / "model.keras").get_layer(name).get_weights()):
+    task.initialize(model)  # the Model Garden's own loading (C4: ours, for res5 too)
+    source = keras.models.load_model(tmp_path / "model.keras")
+    c4 = experiment == "maskrcnn_r50c4_gn_coco"
+    for name in ("stem_conv", "stage3_block2_conv2", "stage4_block1_proj_conv", "stage4_block3_norm3"):
+        # C4: res5 (stage4_*) lives in the box head, shared with the mask head.
+        target = model.detection_head[0].res5 if c4 and name.startswith("stage4") else model.backbone
+        for a, b in zip(target.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, np.asarray(b), err_msg=name)
 
 
-def test_binary_train_and_eval_on_generated_shapes(tmp_path):
+@pytest.mark.parametrize("experiment", ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_frozenbn_coco", "maskrcnn_r50c4_gn_coco"])
+def test_binary_train_and_eval_on_generated_shapes(experiment, tmp_path):
     import json
     import subprocess
     import sys
@@ -115,7 +149,7 @@ def test_binary_train_and_eval_on_generated_shapes(tmp_path):
     ])
     model_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.coco_mask_rcnn", "--experiment=maskrcnn_r50fpn_gn_coco", "--mode=train_and_eval",
+        [sys.executable, "-m", "experiments.coco_mask_rcnn", f"--experiment={experiment}", "--mode=train_and_eval",
          "--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", f"--data_dir={tmp_path / 'shapes'}",
          f"--annotation_file={data['val_annotations']}", "--init_checkpoint=", f"--model_dir={model_dir}",
          f"--params_override={override}"],

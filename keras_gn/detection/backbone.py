@@ -28,10 +28,11 @@ def _with_specs(model):
 
 @backbone_factory.register_backbone_builder("keras_gn_resnet")
 def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regularizer=None):
-    """ResNet-`model_id` from `keras_gn.models.resnet` (tf_keras) returning
-    levels "2".."5"; gamma and beta get no weight decay. The stem and the
-    stages before `freeze_at` are frozen (Detectron's FREEZE_AT; 0 for
-    training from scratch)."""
+    """ResNet-`model_id` from `keras_gn.models.resnet` (tf_keras) with its
+    first `stages` stages, returning levels `min_output_level`..`stages + 1`
+    ("2".."5" for FPN, "4" alone for C4); gamma and beta get no weight decay.
+    The stem and the stages before `freeze_at` are frozen (Detectron's
+    FREEZE_AT; 0 for training from scratch)."""
     del norm_activation_config  # the normalization is the backbone config's
     cfg = backbone_config.get()
     model = resnet(
@@ -42,9 +43,15 @@ def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regu
         decay_norms=False,
         framework="tf_keras",
         endpoints=True,
-        name=f"resnet{cfg.model_id}_{cfg.norm}",
+        stages=tuple(range(1, cfg.stages + 1)),
+        name=f"resnet{cfg.model_id}_{cfg.norm}" + ("" if cfg.stages == 4 else f"_res2to{cfg.stages + 1}"),
         **({"groups": cfg.groups} if cfg.norm == "gn" else {}),
     )
+    if not 2 <= cfg.min_output_level <= cfg.stages + 1:
+        raise ValueError(f"min_output_level={cfg.min_output_level} must be among the levels 2..{cfg.stages + 1} built.")
+    if cfg.min_output_level > 2:
+        levels = {k: v for k, v in model.output.items() if int(k) >= cfg.min_output_level}
+        model = tf_keras.Model(model.input, levels, name=model.name)
     frozen = ["stem_"] + [f"stage{s}_" for s in range(1, cfg.freeze_at)]
     for layer in model.layers:
         if cfg.freeze_at and any(layer.name.startswith(p) for p in frozen):

@@ -23,7 +23,7 @@ from official.modeling import hyperparams, optimization
 from official.vision.configs import backbones, decoders
 from official.vision.configs import maskrcnn as maskrcnn_cfg
 
-__all__ = ["GNResNet", "GNFPN", "Backbone", "Decoder", "MaskRCNN", "MaskRCNNTask", "EXPERIMENTS", "experiment"]
+__all__ = ["GNResNet", "GNFPN", "Backbone", "Decoder", "MaskRCNN", "MaskRCNNTask", "EXPERIMENTS", "experiment", "experiment_c4"]
 
 
 @dataclasses.dataclass
@@ -32,6 +32,8 @@ class GNResNet(hyperparams.Config):
     norm: str = "gn"  # gn, frozen_bn, bn, syncbn
     groups: int = 32
     freeze_at: int = 2  # freeze the stem and res2 (Detectron's FREEZE_AT); 0 from scratch
+    stages: int = 4  # residual stages built: 4 = res2..res5 (FPN), 3 = res2..res4 (C4)
+    min_output_level: int = 2  # the lowest level output; C4 outputs level 4 only
 
 
 @dataclasses.dataclass
@@ -55,6 +57,7 @@ class Decoder(decoders.Decoder):
 class MaskRCNN(maskrcnn_cfg.MaskRCNN):
     backbone: Backbone = dataclasses.field(default_factory=lambda: Backbone(type="keras_gn_resnet"))
     decoder: Decoder = dataclasses.field(default_factory=lambda: Decoder(type="keras_gn_fpn"))
+    heads: str = "fpn"  # "fpn": 4conv1fc box and 4conv mask heads; "c4": res5 heads (see experiment_c4)
     head_norm: str = "gn"  # in the box (4conv1fc) and mask (4conv) heads: gn or none
     head_groups: int = 32
     rpn_norm: str = "none"  # Detectron's RPN head has no normalization
@@ -83,8 +86,13 @@ SCHEDULES = {
 }
 
 
-def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", schedule="1x", scratch=False):
-    """An ExperimentConfig for one row of the paper: 8 replicas x 1 image."""
+def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", schedule="1x", scratch=False, design="fpn"):
+    """An ExperimentConfig for one row of the paper: 8 replicas x 1 image.
+    `design="c4"` gives `experiment_c4(depth, backbone_norm, schedule)`."""
+    if design == "c4":
+        return experiment_c4(depth, backbone_norm, schedule)
+    if design != "fpn":
+        raise ValueError(f"design must be 'fpn' or 'c4'; got {design!r}.")
     base = exp_factory.get_exp_config("maskrcnn_resnetfpn_coco")
     optimizer, steps = SCHEDULES[schedule]
     task = MaskRCNNTask(
@@ -112,8 +120,72 @@ def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", sche
     )
 
 
+def experiment_c4(depth=50, norm="gn", schedule="1x"):
+    """The original Mask R-CNN's C4 design (He et al. 2017; the GN paper's
+    Table 4) on the Model Garden: the backbone is res2-res4 (stride 16) and
+    outputs level 4 only; no decoder (identity); the RPN (one 3x3 conv of
+    1024 channels, 15 anchors per position) and RoIAlign (14x14) work on
+    level 4; the box head is res5 (3 bottleneck blocks, the first of stride
+    2, with the backbone's normalization) on each RoI, global average
+    pooling, and the class and box layers; the mask head runs res5 (the same
+    layer, so the same weights) on the mask RoIs, then a 2x2 stride-2
+    deconvolution (256 channels, ReLU) and a per-class 1x1 convolution: 14x14
+    masks. `norm`: "gn" (GN, G = 32, everywhere in res2-res5, the mask head's
+    res5 included) or "frozen_bn" (the paper's BN*). Weights of the whole
+    ImageNet ResNet come from `init_checkpoint` (the converter's backbone
+    checkpoint): res2-res4 into the backbone, res5 into the box head.
+
+    Where the Model Garden's structure forces a difference, and its cost:
+
+    - res5 is computed twice on mask RoIs. The MaskRCNNModel crops features
+      for its mask head itself and gives it no access to the box head's
+      activations, so the mask head cannot reuse the box head's res5 output
+      as the original does. It shares the layer instead: the same weights,
+      and since the mask RoIs are the sampled foreground box RoIs cropped the
+      same way, and GN and frozen BN do not depend on the batch, the same
+      activations and gradients as sharing. The cost is compute: res5 on up
+      to 128 mask RoIs per image on top of its 512 box RoIs in training
+      (about 25% more res5 work). At inference the original also reruns res5
+      on the final boxes, so nothing differs there.
+    - Anchors span one octave. The Model Garden's anchor generator places
+      `num_scales` sizes within one octave per level (2^(i/num_scales)), so a
+      single level cannot hold the original's 32-512 pixel anchors. We keep
+      15 anchors per position (5 sizes x 3 aspect ratios) from 90 to 157
+      pixels (anchor_size 4 * sqrt(2): the octave centred on 128, the middle
+      of 32-512 on a log scale); smaller and larger objects rely on box
+      regression from these, which likely costs AP on small and large
+      objects. Not measured (no COCO run here).
+    - Mask target size. The Model Garden derives it as the mask crop size
+      times `mask_head.upsample_factor`, assuming the mask head keeps the
+      crop's resolution before upsampling; res5 halves it, so the config
+      says upsample_factor=1 (the 14x14 target) while the head's
+      deconvolution always doubles (7 -> 14). Masks of 28x28 need
+      `mask_roi_aligner.crop_size=28`, which runs res5 on 28x28 crops (4x
+      its cost on mask RoIs).
+    - The RPN and detection settings not named above (proposal counts, NMS,
+      sampling) are the Model Garden's defaults, not Detectron's C4 ones, and
+      images are padded to a fixed 1024x1024 square as in our FPN rows.
+    """
+    config = experiment(depth, backbone_norm=norm, fpn_norm="none", head_norm="none", schedule=schedule)
+    model = config.task.model
+    model.min_level = model.max_level = 4
+    model.anchor = maskrcnn_cfg.Anchor(num_scales=5, aspect_ratios=[0.5, 1.0, 2.0], anchor_size=4 * 2**0.5)
+    model.backbone.keras_gn_resnet.stages = 3
+    model.backbone.keras_gn_resnet.min_output_level = 4
+    model.decoder = Decoder(type="identity")
+    model.rpn_head = maskrcnn_cfg.RPNHead(num_convs=1, num_filters=1024)
+    model.detection_head = maskrcnn_cfg.DetectionHead(num_convs=0, num_fcs=0)
+    model.roi_aligner = maskrcnn_cfg.ROIAligner(crop_size=14)
+    model.mask_head = maskrcnn_cfg.MaskHead(num_convs=0, num_filters=256, upsample_factor=1)
+    model.mask_roi_aligner = maskrcnn_cfg.MaskROIAligner(crop_size=14)
+    model.heads = "c4"
+    return config
+
+
 # name -> (experiment arguments, the paper's box AP / mask AP)
 EXPERIMENTS = {
+    "maskrcnn_r50c4_frozenbn_coco": (dict(design="c4", backbone_norm="frozen_bn"), (37.7, 32.8)),
+    "maskrcnn_r50c4_gn_coco": (dict(design="c4"), (38.8, 33.6)),
     "maskrcnn_r50fpn_frozenbn_coco": (dict(backbone_norm="frozen_bn", fpn_norm="none", head_norm="none"), (38.6, 34.2)),
     "maskrcnn_r50fpn_gn_coco": (dict(), (40.0, 34.8)),
     "maskrcnn_r101fpn_gn_coco": (dict(depth=101, schedule="long"), (41.8, 36.8)),

@@ -13,12 +13,13 @@ anything has run, so no weights are wasted and no head code is repeated:
   "no head norm", Table 5).
 """
 
+import tensorflow as tf
 import tf_keras
 from official.vision.modeling.heads import dense_prediction_heads, instance_heads
 
 from keras_gn.norms import normalization
 
-__all__ = ["RPNHead", "DetectionHead", "MaskHead", "HEAD_NORMS"]
+__all__ = ["RPNHead", "DetectionHead", "MaskHead", "C4DetectionHead", "C4MaskHead", "res5", "HEAD_NORMS"]
 
 HEAD_NORMS = ("gn", "none")
 
@@ -68,3 +69,78 @@ class MaskHead(_SwapNorms, instance_heads.MaskHead):
         super().build(input_shape)
         self._conv_norms = [self._norm(f"mask-conv-{self._head_norm[0]}_{i}") for i in range(len(self._conv_norms))]
         self._deconv_bn = self._identity("mask-deconv-identity")
+
+
+# C4: the original Mask R-CNN's ResNet head (He et al. 2017, Figure 4 left).
+
+
+def res5(depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, name="res5"):
+    """ResNet's 4th stage (res5: 3 bottleneck blocks, the first of stride 2)
+    as a tf_keras model on [RoIs, crop, crop, in_channels] RoI features; the
+    same definition and layer names (`stage4_block*`) as the backbone, so
+    ImageNet weights copy into it by name."""
+    from keras_gn.models.resnet import resnet
+
+    return resnet(
+        depth=depth, norm=norm, include_top=False, input_shape=(crop_size, crop_size, in_channels), stages=(4,),
+        weight_decay=weight_decay, decay_norms=False, framework="tf_keras", name=name,
+        **({"groups": groups} if norm == "gn" else {}),
+    )
+
+
+def _run_per_roi(model, roi_features, training):
+    """[B, R, h, w, c] -> model on [B * R, h, w, c] -> [B, R, h', w', c']."""
+    _, num_rois, height, width, channels = roi_features.get_shape().as_list()
+    x = model(tf.reshape(roi_features, [-1, height, width, channels]), training=training)
+    _, height, width, channels = x.get_shape().as_list()
+    return tf.reshape(x, [-1, num_rois, height, width, channels])
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_gn")
+class C4DetectionHead(DetectionHead):
+    """The C4 box head: res5 on each 14x14 RoI (stride 2: 7x7x2048), global
+    average pooling, then the Model Garden's own class and box layers (its
+    DetectionHead with no conv or fc layers of its own).
+
+    `backbone_norm`/`backbone_groups`: res5's normalization, the backbone's
+    (gn, frozen_bn, bn, syncbn). `depth`: the ResNet's (res5 has 3 blocks in
+    ResNet-50 and -101 alike). `res5` is built here and shared with the mask
+    head (`C4MaskHead(res5=box_head.res5)`), as in the original design."""
+
+    def __init__(self, depth=50, backbone_norm="gn", backbone_groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, **kwargs):
+        kwargs.update(num_convs=0, num_fcs=0)
+        super().__init__(**kwargs)
+        self._c4 = dict(depth=depth, backbone_norm=backbone_norm, backbone_groups=backbone_groups, crop_size=crop_size,
+                        in_channels=in_channels, weight_decay=weight_decay)
+        self.res5 = res5(depth, backbone_norm, backbone_groups, crop_size, in_channels, weight_decay)
+
+    def call(self, inputs, training=None):
+        x = _run_per_roi(self.res5, inputs, training)
+        return super().call(tf.reduce_mean(x, axis=[2, 3], keepdims=True), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), **self._c4}
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_gn")
+class C4MaskHead(MaskHead):
+    """The C4 mask head: res5 on each RoI (7x7x2048 from 14x14 crops), then
+    the Model Garden's MaskHead with no convolutions of its own: a 2x2
+    stride-2 deconvolution (`num_filters`=256) with ReLU and a 1x1
+    convolution per class, giving 14x14 masks (the original's resolution).
+
+    `res5`: the box head's res5, whose weights this head shares."""
+
+    def __init__(self, res5=None, **kwargs):
+        # res5 halves the crop and the deconvolution doubles it back: masks
+        # have the crop's resolution. (The C4 config sets the Model Garden's
+        # upsample_factor to 1, from which it derives that target size.)
+        kwargs.update(num_convs=0, upsample_factor=2)
+        super().__init__(**kwargs)
+        if res5 is None:
+            raise ValueError("C4MaskHead needs the box head's res5: C4MaskHead(res5=box_head.res5, ...).")
+        self.res5 = res5
+
+    def call(self, inputs, training=None):
+        roi_features, roi_classes = inputs
+        return super().call([_run_per_roi(self.res5, roi_features, training), roi_classes], training=training)

@@ -47,6 +47,7 @@ def resnet(
     framework="keras",
     endpoints=False,
     decay_norms=True,
+    stages=(1, 2, 3, 4),
     **norm_overrides,
 ):
     """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
@@ -78,6 +79,12 @@ def resnet(
       endpoints: output a dict of every stage's last feature map, keyed by
         level "2".."5" (stride 2**level), as Model Garden backbones do,
         instead of the top.
+      stages: the residual stages to build, consecutive, from 1 (res2) to 4
+        (res5). The stem comes with stage 1; a model that starts later
+        takes that stage's input feature map as `input_shape` (e.g.
+        `stages=(4,)`, `input_shape=(14, 14, 1024)`: res5 on RoI features,
+        the C4 detector's box head). Layer names do not depend on it, so
+        weights copy by name from the whole network.
       **norm_overrides: passed to the normalization, e.g. `groups=16`.
 
     Returns:
@@ -91,6 +98,11 @@ def resnet(
         raise ValueError(f"stem must be 'imagenet' or 'small'; got {stem!r}.")
     if endpoints and stem != "imagenet":
         raise ValueError("endpoints (levels 2..5, stride 2**level) need stem='imagenet'.")
+    stages = tuple(stages)
+    if not stages or stages != tuple(range(stages[0], stages[0] + len(stages))) or not set(stages) <= {1, 2, 3, 4}:
+        raise ValueError(f"stages must be consecutive stages among 1..4, e.g. (1, 2, 3); got {stages}.")
+    if stages[0] > 1 and input_shape is None:
+        raise ValueError(f"stages={stages} starts after the stem: give the input feature map's input_shape.")
     K = keras
     if framework == "tf_keras":
         import tf_keras as K  # noqa: N812 - the same API as keras, Keras 2's
@@ -117,8 +129,11 @@ def resnet(
     def norm_layer(x, name, zero_init=False):
         return make_norm(axis=axis, zero_init=zero_init, regularizer=reg if decay_norms else None, name=name)(x)
 
-    inputs = K.Input(input_shape, name="images")
-    if stem == "imagenet":
+    inputs = K.Input(input_shape, name="images" if stages[0] == 1 else f"stage{stages[0]}_input")
+    x = inputs
+    if stages[0] > 1:
+        pass  # no stem: the input is the previous stage's output
+    elif stem == "imagenet":
         x = conv(inputs, width, 7, 2, "stem_conv")
         x = K.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
         x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool")(x)
@@ -128,6 +143,8 @@ def resnet(
 
     levels = {}
     for stage, blocks in enumerate(STAGE_SIZES[depth]):
+        if stage + 1 not in stages:
+            continue
         filters = width * 2**stage
         for block in range(blocks):
             strides = 2 if stage > 0 and block == 0 else 1
