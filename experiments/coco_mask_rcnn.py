@@ -1,4 +1,4 @@
-r"""Mask R-CNN with GN on COCO, on the TensorFlow Model Garden (the paper's Tables 5-7).
+r"""Mask R-CNN with GN on COCO, on the TensorFlow Model Garden (the paper's Tables 4-7: C4 and FPN).
 
     python -m experiments.coco_mask_rcnn --experiment=maskrcnn_r50fpn_gn_coco --mode=train_and_eval \
         --strategy=mirrored --num_gpus=8 --data_dir=$COCO --model_dir=runs/maskrcnn_r50fpn_gn \

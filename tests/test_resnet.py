@@ -56,3 +56,19 @@ def test_bad_arguments():
         resnet(8, data_format="NHWC")
     with pytest.raises(ValueError, match="groups=32 is more than the 8 channels"):
         resnet(8, width=8, stem="small", input_shape=(8, 8, 3))
+
+
+def test_stages_build_a_part_of_the_network_with_the_whole_ones_names():
+    from keras_gn.models import resnet
+
+    whole = resnet(depth=50, norm="gn", input_shape=(64, 64, 3), include_top=False)
+    res2to4 = resnet(depth=50, norm="gn", input_shape=(64, 64, 3), stages=(1, 2, 3), endpoints=True)
+    res5 = resnet(depth=50, norm="gn", input_shape=(14, 14, 1024), stages=(4,), include_top=False)
+    assert list(res2to4.output) == ["2", "3", "4"] and res5.output_shape == (None, 7, 7, 2048)
+    names = lambda m: {l.name for l in m.layers if l.weights}
+    assert names(res2to4) | names(res5) == names(whole) and not names(res2to4) & names(res5)
+    assert res2to4.count_params() + res5.count_params() == whole.count_params()
+    with pytest.raises(ValueError, match="consecutive stages among 1..4"):
+        resnet(depth=50, stages=(1, 3))
+    with pytest.raises(ValueError, match="give the input feature map's input_shape"):
+        resnet(depth=50, stages=(4,))

@@ -1,5 +1,5 @@
 """Config classes and the registered experiments of the GN paper's Mask R-CNN
-rows (Tables 5-7), on the Model Garden's `maskrcnn_resnetfpn_coco`.
+rows (Tables 4-7: C4 and FPN), on the Model Garden's `maskrcnn_resnetfpn_coco`.
 
     from official.core import exp_factory
     import keras_gn.detection  # registers what is below
