@@ -160,3 +160,50 @@ def test_binary_train_and_eval_on_generated_shapes(experiment, tmp_path):
     # Box and mask AP from the Model Garden's COCO evaluator (near 0 after 2 steps; the pipeline must run).
     assert 0.0 <= metrics["AP"] <= 1.0 and 0.0 <= metrics["mask_AP"] <= 1.0
     assert (model_dir / "ckpt-2.index").exists() and (model_dir / "params.yaml").exists()
+
+
+def test_single_level_anchors_follow_the_model_gardens_layout():
+    from official.vision.ops import anchor
+
+    from keras_gn.detection.task import single_level_anchors
+
+    # Where the Model Garden's generator can make the sizes (one octave), ours must equal it.
+    garden = anchor.build_anchor_generator(4, 4, 3, [0.5, 1.0, 2.0], 4.0)(image_size=(128, 96))["4"].numpy()
+    ours = single_level_anchors([64 * 2 ** (i / 3) for i in range(3)], [0.5, 1.0, 2.0], (128, 96), 4)["4"].numpy()
+    np.testing.assert_allclose(ours, garden, atol=1e-4)
+    # C4's 32-512 at stride 16: square anchors of those sides around the first centre (8, 8).
+    c4 = single_level_anchors([32, 64, 128, 256, 512], [1.0], (128, 128), 4)["4"].numpy()
+    np.testing.assert_allclose(c4[0, 0].reshape(5, 4)[:, 2] - c4[0, 0].reshape(5, 4)[:, 0], [32, 64, 128, 256, 512])
+    np.testing.assert_allclose(c4[0, 0].reshape(5, 4)[:, :2], -np.array([[16, 16], [32, 32], [64, 64], [128, 128], [256, 256]]) + 8)
+
+
+def test_c4_input_pipeline_carries_its_anchors_and_rpn_targets(tmp_path):
+    from keras_gn.detection.shapes import make_shapes_coco
+
+    make_shapes_coco(str(tmp_path / "shapes"), train_images=4, val_images=2, size=128)
+    config = exp_factory.get_exp_config("maskrcnn_r50c4_gn_coco")
+    config.task.model.input_size = [128, 128, 3]
+    config.task.train_data.input_path = str(tmp_path / "shapes" / "train*")
+    config.task.train_data.global_batch_size = 2
+    task = task_factory.get_task(config.task)
+    images, labels = next(iter(task.build_inputs(config.task.train_data)))
+    anchors = labels["anchor_boxes"]["4"].numpy()
+    assert list(labels["anchor_boxes"]) == ["4"] and anchors.shape == (2, 8, 8, 60)
+    sides = (anchors[0, 0, 0].reshape(15, 4)[:, 2] - anchors[0, 0, 0].reshape(15, 4)[:, 0]).reshape(5, 3)
+    np.testing.assert_allclose(sides[:, 1], [32, 64, 128, 256, 512], rtol=1e-5)  # aspect ratio 1
+    scores = labels["rpn_score_targets"]["4"].numpy()
+    assert scores.shape == (2, 8, 8, 15) and labels["rpn_box_targets"]["4"].shape == (2, 8, 8, 60)
+    # Every image has shapes: some anchors are positive (1), some negative (0), the rest ignored (-1).
+    for image_scores in scores:
+        assert (image_scores == 1).any() and (image_scores == 0).any() and set(np.unique(image_scores)) <= {-1, 0, 1}
+    # The targets label these anchors (not the parser's own): every positive overlaps a box well.
+    for b in range(2):
+        boxes = labels["gt_boxes"][b].numpy()
+        boxes = boxes[labels["gt_classes"][b].numpy() >= 0]
+        positives = anchors[b].reshape(-1, 4)[scores[b].reshape(-1) == 1]
+        top_left = np.maximum(positives[:, None, :2], boxes[None, :, :2])
+        bottom_right = np.minimum(positives[:, None, 2:], boxes[None, :, 2:])
+        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+        area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
+        iou = inter / (area(positives)[:, None] + area(boxes)[None, :] - inter)
+        assert iou.max(axis=1).min() > 0.3, iou.max(axis=1)

@@ -16,6 +16,7 @@ Detectron resizes to 800 on the short side and at most 1333 on the long one.
 """
 
 import dataclasses
+from typing import List
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
@@ -58,6 +59,9 @@ class MaskRCNN(maskrcnn_cfg.MaskRCNN):
     backbone: Backbone = dataclasses.field(default_factory=lambda: Backbone(type="keras_gn_resnet"))
     decoder: Decoder = dataclasses.field(default_factory=lambda: Decoder(type="keras_gn_fpn"))
     heads: str = "fpn"  # "fpn": 4conv1fc box and 4conv mask heads; "c4": res5 heads (see experiment_c4)
+    # Anchor sizes in pixels at the single level min_level == max_level, one
+    # per anchor.num_scales (C4: 32-512); empty: the Model Garden's anchors.
+    anchor_sizes: List[float] = dataclasses.field(default_factory=list)
     head_norm: str = "gn"  # in the box (4conv1fc) and mask (4conv) heads: gn or none
     head_groups: int = 32
     rpn_norm: str = "none"  # Detectron's RPN head has no normalization
@@ -124,10 +128,11 @@ def experiment_c4(depth=50, norm="gn", schedule="1x"):
     """The original Mask R-CNN's C4 design (He et al. 2017; the GN paper's
     Table 4) on the Model Garden: the backbone is res2-res4 (stride 16) and
     outputs level 4 only; no decoder (identity); the RPN (one 3x3 conv of
-    1024 channels, 15 anchors per position) and RoIAlign (14x14) work on
-    level 4; the box head is res5 (3 bottleneck blocks, the first of stride
-    2, with the backbone's normalization) on each RoI, global average
-    pooling, and the class and box layers; the mask head runs res5 (the same
+    1024 channels, 15 anchors per position: 32-512 pixels x 3 aspect ratios)
+    and RoIAlign (14x14) work on level 4; the box head is res5 (3 bottleneck
+    blocks, the first of stride 2, with the backbone's normalization) on each
+    RoI, global average pooling, and the class and box layers; the mask head
+    runs res5 (the same
     layer, so the same weights) on the mask RoIs, then a 2x2 stride-2
     deconvolution (256 channels, ReLU) and a per-class 1x1 convolution: 14x14
     masks. `norm`: "gn" (GN, G = 32, everywhere in res2-res5, the mask head's
@@ -147,14 +152,14 @@ def experiment_c4(depth=50, norm="gn", schedule="1x"):
       to 128 mask RoIs per image on top of its 512 box RoIs in training
       (about 25% more res5 work). At inference the original also reruns res5
       on the final boxes, so nothing differs there.
-    - Anchors span one octave. The Model Garden's anchor generator places
-      `num_scales` sizes within one octave per level (2^(i/num_scales)), so a
-      single level cannot hold the original's 32-512 pixel anchors. We keep
-      15 anchors per position (5 sizes x 3 aspect ratios) from 90 to 157
-      pixels (anchor_size 4 * sqrt(2): the octave centred on 128, the middle
-      of 32-512 on a log scale); smaller and larger objects rely on box
-      regression from these, which likely costs AP on small and large
-      objects. Not measured (no COCO run here).
+    - Anchors. The Model Garden's anchor generator places `num_scales`
+      sizes within one octave per level (2^(i/num_scales)), so one level
+      cannot hold the original's 32-512 pixel anchors. `anchor_sizes` makes
+      our task replace the parser's anchors and RPN targets with anchors of
+      those sizes (5 sizes x 3 aspect ratios, 15 per position), labelled by
+      the Model Garden's own RpnAnchorLabeler with the parser's thresholds.
+      Cost: the parser still labels its own anchors first, so the input
+      pipeline labels twice (CPU work, no effect on what is learned).
     - Mask target size. The Model Garden derives it as the mask crop size
       times `mask_head.upsample_factor`, assuming the mask head keeps the
       crop's resolution before upsampling; res5 halves it, so the config
@@ -169,7 +174,8 @@ def experiment_c4(depth=50, norm="gn", schedule="1x"):
     config = experiment(depth, backbone_norm=norm, fpn_norm="none", head_norm="none", schedule=schedule)
     model = config.task.model
     model.min_level = model.max_level = 4
-    model.anchor = maskrcnn_cfg.Anchor(num_scales=5, aspect_ratios=[0.5, 1.0, 2.0], anchor_size=4 * 2**0.5)
+    model.anchor = maskrcnn_cfg.Anchor(num_scales=5, aspect_ratios=[0.5, 1.0, 2.0], anchor_size=2.0)
+    model.anchor_sizes = [32.0, 64.0, 128.0, 256.0, 512.0]
     model.backbone.keras_gn_resnet.stages = 3
     model.backbone.keras_gn_resnet.min_output_level = 4
     model.decoder = Decoder(type="identity")

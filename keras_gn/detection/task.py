@@ -1,16 +1,20 @@
 """The Model Garden task that builds the GN Mask R-CNN, registered for
 `keras_gn.detection.configs.MaskRCNNTask`."""
 
+import math
+
+import numpy as np
 import tensorflow as tf
 import tf_keras
 from absl import logging
 from official.core import task_factory
 from official.vision.modeling import factory, maskrcnn_model
+from official.vision.ops import anchor
 from official.vision.tasks import maskrcnn as maskrcnn_task
 
 from keras_gn.detection import configs, heads
 
-__all__ = ["MaskRCNNTask", "with_heads", "with_c4_heads", "count_layers", "PARTS"]
+__all__ = ["MaskRCNNTask", "with_heads", "with_c4_heads", "count_layers", "single_level_anchors", "PARTS"]
 
 PARTS = ("backbone", "decoder", "rpn_head", "detection_head", "mask_head")
 
@@ -62,12 +66,32 @@ def with_c4_heads(model, model_config, weight_decay=0.0):
     return maskrcnn_model.MaskRCNNModel(**parts)
 
 
+def single_level_anchors(sizes, aspect_ratios, image_size, level):
+    """Anchors of the given pixel `sizes` (any spread, e.g. C4's 32-512) at
+    one level, laid out as the Model Garden's anchor generator lays out its
+    own (per position: sizes outer, aspect ratios inner; y0, x0, y1, x1 in
+    pixels; centres on the level's grid): {str(level): [H, W, 4 * A]}."""
+    height, width = image_size
+    rows, cols = math.ceil(height / 2**level), math.ceil(width / 2**level)
+    y = (np.arange(rows) + 0.5) * height / rows
+    x = (np.arange(cols) + 0.5) * width / cols
+    xv, yv = np.meshgrid(x, y)
+    boxes = []
+    for size in sizes:
+        for ratio in aspect_ratios:
+            half_h, half_w = size / math.sqrt(ratio) / 2, size * math.sqrt(ratio) / 2
+            boxes.append(np.stack([yv - half_h, xv - half_w, yv + half_h, xv + half_w], axis=-1))
+    return {str(level): tf.constant(np.concatenate(boxes, axis=-1), tf.float32)}
+
+
 @task_factory.register_task_cls(configs.MaskRCNNTask)
 class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
     """The Model Garden's Mask R-CNN task with our backbone, FPN and heads."""
 
     def build_model(self):
         model_config = self.task_config.model
+        if model_config.anchor_sizes:
+            self._check_anchor_sizes()
         input_specs = tf_keras.layers.InputSpec(shape=[None] + model_config.input_size)
         wd = self.task_config.losses.l2_weight_decay
         l2 = tf_keras.regularizers.l2(wd / 2.0) if wd else None  # as the Model Garden's task
@@ -105,3 +129,50 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         copy_by_name(whole, model.backbone)
         copy_by_name(whole, model.detection_head[0].res5)
         logging.info("Initialised the C4 backbone and res5 head from %s", path)
+
+    def _check_anchor_sizes(self):
+        model = self.task_config.model
+        if model.min_level != model.max_level or len(model.anchor_sizes) != model.anchor.num_scales:
+            raise ValueError(
+                f"anchor_sizes works on one level with one size per scale: got min_level={model.min_level}, "
+                f"max_level={model.max_level}, {len(model.anchor_sizes)} sizes and anchor.num_scales={model.anchor.num_scales}."
+            )
+
+    def build_inputs(self, params, input_context=None, dataset_fn=None):
+        """The Model Garden's input pipeline; with `model.anchor_sizes` (C4),
+        its anchors and RPN targets are replaced by anchors of those sizes,
+        labelled by the Model Garden's own RpnAnchorLabeler with the
+        parser's thresholds. (The parser still labels its own one-octave
+        anchors first: wasted input-pipeline work, no effect on training.)"""
+        dataset = super().build_inputs(params, input_context, dataset_fn)
+        model = self.task_config.model
+        if not model.anchor_sizes:
+            return dataset
+        self._check_anchor_sizes()
+        anchors = single_level_anchors(model.anchor_sizes, model.anchor.aspect_ratios, model.input_size[:2], model.min_level)
+        parser = params.parser
+        labeler = anchor.RpnAnchorLabeler(
+            parser.rpn_match_threshold, parser.rpn_unmatched_threshold, parser.rpn_batch_size_per_im, parser.rpn_fg_fraction
+        )
+
+        def label(boxes_and_classes):
+            boxes, classes = boxes_and_classes
+            real = classes >= 0  # the parser pads with -1
+            boxes = tf.boolean_mask(boxes, real)
+            classes = tf.cast(tf.boolean_mask(classes, real)[:, None], tf.float32)
+            return labeler.label_anchors(anchors, boxes, classes)
+
+        def relabel(images, labels):
+            labels = dict(labels)
+            batch = tf.shape(images)[0]
+            labels["anchor_boxes"] = {k: tf.tile(v[None], [batch, 1, 1, 1]) for k, v in anchors.items()}
+            if params.is_training:
+                spec = {k: tf.TensorSpec(v.shape[:2] + [v.shape[2] // 4], tf.int32) for k, v in anchors.items()}
+                box_spec = {k: tf.TensorSpec(v.shape, tf.float32) for k, v in anchors.items()}
+                scores, boxes = tf.map_fn(
+                    label, (labels["gt_boxes"], labels["gt_classes"]), fn_output_signature=(spec, box_spec)
+                )
+                labels["rpn_score_targets"], labels["rpn_box_targets"] = scores, boxes
+            return images, labels
+
+        return dataset.map(relabel, num_parallel_calls=tf.data.AUTOTUNE)
