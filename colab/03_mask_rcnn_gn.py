@@ -149,9 +149,12 @@ print({k: round(v, 4) for k, v in metrics.items() if k in ("AP", "AP50", "mask_A
 # ## Boxes and masks on validation images
 #
 # The experiment's own model, restored from the trainer's last checkpoint, on
-# the validation pipeline the evaluator used. After a few hundred steps from
-# scratch, expect the large, well-separated shapes found first; after the 2
-# steps of the CI run, expect nothing sensible.
+# the validation pipeline the evaluator used. After the 2 steps of the CI
+# run, expect nothing sensible. For scale, one run by hand on the project's
+# 2-core CPU (ResNet-14 at 128 px, 200 training images, 300 steps of 2
+# images, 28 minutes with other work on the machine) reached box AP 0.485 and
+# mask AP 0.488 on 8 validation images: every shape found and well masked,
+# with duplicate boxes of the wrong class around several of them.
 
 # %%
 # The Model Garden's imports switch matplotlib to its Agg backend: back to inline plots.
