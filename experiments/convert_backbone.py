@@ -6,7 +6,9 @@ the Model Garden backbone checkpoint the Mask R-CNN experiments start from.
     python -m experiments.convert_backbone --keras_model=runs/r50_bn_32/model.keras \
         --norm=frozen_bn --depth=50 --output=runs/r50_bn_backbone/ckpt
 
-The logic lives in keras_gn.detection.convert.
+The checkpoint holds the whole ResNet (res2-res5): the FPN experiments load
+it into their backbone, the C4 ones into their res2-res4 backbone and their
+res5 box head. The logic lives in keras_gn.detection.convert.
 """
 
 from absl import app, flags
@@ -25,7 +27,7 @@ def main(argv):
     from keras_gn.detection.convert import write_backbone_checkpoint
 
     path = write_backbone_checkpoint(FLAGS.keras_model, FLAGS.output, FLAGS.depth, FLAGS.norm, FLAGS.groups, FLAGS.input_size)
-    print(f"Wrote {path}; use it as --init_checkpoint of experiments with init_checkpoint_modules=backbone.")
+    print(f"Wrote {path}; use it as --init_checkpoint of the FPN and C4 experiments (init_checkpoint_modules=backbone).")
 
 
 if __name__ == "__main__":
