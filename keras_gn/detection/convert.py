@@ -4,7 +4,7 @@ so every layer has the same name in both and the weights copy by name."""
 
 from keras_gn.models.transfer import copy_by_name
 
-__all__ = ["convert", "write_backbone_checkpoint"]
+__all__ = ["convert", "write_backbone_checkpoint", "whole_backbone"]
 
 
 def convert(source, target):
@@ -41,11 +41,18 @@ def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups
     """
     import tensorflow as tf
 
+    backbone = whole_backbone(depth, norm, groups, input_size)
+    convert(source, backbone)
+    return tf.train.Checkpoint(backbone=backbone).write(output_prefix)
+
+
+def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024):
+    """The tf_keras ResNet (res2-res5, levels "2".."5") that
+    `write_backbone_checkpoint` writes as `backbone`; the C4 task reads the
+    checkpoint into one to copy res2-res4 and res5 apart."""
     from keras_gn.models.resnet import resnet
 
-    backbone = resnet(
+    return resnet(
         depth=depth, norm=norm, input_shape=(input_size, input_size, 3), framework="tf_keras", endpoints=True,
         **({"groups": groups} if norm == "gn" else {}),
     )
-    convert(source, backbone)
-    return tf.train.Checkpoint(backbone=backbone).write(output_prefix)

@@ -114,17 +114,14 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         config = self.task_config
         if config.model.heads != "c4" or not config.init_checkpoint or config.init_checkpoint_modules != "backbone":
             return super().initialize(model)
-        from keras_gn.models.resnet import resnet
+        from keras_gn.detection.convert import whole_backbone
         from keras_gn.models.transfer import copy_by_name
 
         path = config.init_checkpoint
         if tf.io.gfile.isdir(path):
             path = tf.train.latest_checkpoint(path)
         backbone = config.model.backbone.get()
-        whole = resnet(
-            depth=backbone.model_id, norm=backbone.norm, input_shape=tuple(config.model.input_size), framework="tf_keras",
-            endpoints=True, **({"groups": backbone.groups} if backbone.norm == "gn" else {}),
-        )
+        whole = whole_backbone(backbone.model_id, backbone.norm, backbone.groups, config.model.input_size[0])
         tf.train.Checkpoint(backbone=whole).read(path).expect_partial().assert_existing_objects_matched()
         copy_by_name(whole, model.backbone)
         copy_by_name(whole, model.detection_head[0].res5)
