@@ -10,7 +10,7 @@ DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not gn_ops.is_integer(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
@@ -43,9 +43,13 @@ def validate_arguments(groups, group_size, axis, epsilon):
         _check_positive_int("groups", groups)
     if group_size is not None:
         _check_positive_int("group_size", group_size)
-    if isinstance(axis, bool) or not isinstance(axis, int):
+    if not gn_ops.is_integer(axis):
         raise TypeError(f"axis must be an int (-1 or 1); got {axis!r}.")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+    if axis == 0:
+        raise ValueError(
+            "axis=0 is the batch axis, which cannot hold the channels; use -1 (channels_last) or 1 (channels_first)."
+        )
+    if not gn_ops.is_real(epsilon) or not epsilon > 0:
         raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
 
 
@@ -73,9 +77,11 @@ class GroupNormArguments:
     ):
         super().__init__(**kwargs)
         validate_arguments(groups, group_size, axis, epsilon)
-        self.groups = groups
-        self.group_size = group_size
-        self.axis = axis
+        # Plain Python numbers: NumPy scalars are accepted, but the config
+        # must stay JSON.
+        self.groups = None if groups is None else int(groups)
+        self.group_size = None if group_size is None else int(group_size)
+        self.axis = int(axis)
         self.epsilon = float(epsilon)
         self.center = center
         self.scale = scale
@@ -140,13 +146,24 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
     Input: a float tensor of rank 2 to 5 (`[N, C]`, `[N, L, C]`,
     `[N, H, W, C]`, `[N, T, H, W, C]`, or channels first), whose channel
     count is known. Output: same shape, in the layer's compute dtype. Under
-    `mixed_float16`/`mixed_bfloat16` the statistics are computed in float32
-    and gamma and beta are kept in float32.
+    `mixed_float16`/`mixed_bfloat16` the input is not cast to the compute
+    dtype first: the statistics are computed in float32 from the input as
+    given (a float32 input of 7e4 is normalised exactly, where float16 would
+    overflow), and gamma and beta are kept in float32.
 
     On the TensorFlow backend the layer calls the XLA-compiled core
     `keras_gn.ops.group_norm` with its analytic gradient; on other backends
     the same formula in `keras.ops`.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Under mixed precision the input reaches `call` in its own dtype
+        # (Keras would round a float32 input to float16 first, which
+        # overflows above 65504 and loses digits below): the statistics are
+        # taken in float32 from the input as given, and the output is in the
+        # compute dtype. Keras's own normalization layers do the same.
+        self.autocast = False
 
     def build(self, input_shape):
         rank = len(input_shape)

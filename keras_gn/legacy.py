@@ -33,6 +33,12 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
 
     _K = tf_keras
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # No input autocast under mixed precision, as the Keras 3 layer: the
+        # statistics are taken in float32 from the input as given.
+        self._autocast = False
+
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
         rank = input_shape.rank

@@ -11,35 +11,53 @@ Two implementations with the same numbers:
 
 * `group_norm`: the TensorFlow core. Forward and backward are each one
   XLA-compiled function; the statistics are float32 for every input dtype
-  (float64 for float64);
-  gamma and beta are folded into one per-(sample, channel) scale and shift, so
-  the output is a single multiply-add over x. Its gradient is analytic
-  (`tf.custom_gradient`) and keeps only x, gamma and the [N, G] mean and inverse
-  standard deviation for the backward pass.
+  (float64 for float64), in two passes: a first mean, then the moments of x
+  minus that mean, so that no digits cancel when the mean is large against
+  the spread; the output is `(x - mean) * (gamma / sigma) + beta`, one fused
+  pass over x. On a CPU the sums over positions are short matrix products
+  in blocks (fast there), added up block by block, so that their error does
+  not grow with the size of the feature map. Its gradient is analytic
+  (`tf.custom_gradient`) and keeps only x, gamma and three [N, G] statistics
+  for the backward pass.
 * `keras_group_norm`: the same formula in `keras.ops`, used by the layer on
   Keras backends other than TensorFlow (JAX, PyTorch), differentiated by the
   backend's autodiff.
 """
 
+import numbers
+
 import keras
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["group_norm", "keras_group_norm", "check_groups", "normalize_axis"]
+__all__ = ["group_norm", "keras_group_norm", "check_groups", "normalize_axis", "is_integer", "is_real"]
+
+
+def is_integer(value):
+    """True for Python and NumPy integers, False for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value):
+    """True for Python and NumPy real numbers, False for bools."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def normalize_axis(axis, rank):
     """Returns the channel axis as a positive index, or raises ValueError.
 
-    Group Normalization supports channels_last (`axis=-1`) and channels_first
-    (`axis=1`) layouts, for inputs of rank 2 (`[N, C]`) and above.
+    Any axis but the batch axis (0) can hold the channels, for inputs of rank
+    2 (`[N, C]`) and above; -1 (channels_last) and 1 (channels_first) are the
+    fast layouts, others are moved to the last axis and back.
     """
     if rank is None or rank < 2:
         raise ValueError(
             f"GroupNormalization needs an input of rank 2 or more ([N, C], "
             f"[N, L, C], [N, H, W, C], [N, T, H, W, C]); got rank {rank}."
         )
-    if not isinstance(axis, int) or isinstance(axis, bool):
+    if not is_integer(axis):
         raise TypeError(f"axis must be an int (-1 or 1); got {axis!r}.")
+    axis = int(axis)
     if not -rank <= axis < rank:
         raise ValueError(
             f"axis={axis} is out of range for a rank-{rank} input "
@@ -51,12 +69,6 @@ def normalize_axis(axis, rank):
         raise ValueError(
             f"axis={axis} is the batch axis of a rank-{rank} input; the "
             f"channel axis must be -1 (channels_last) or 1 (channels_first)."
-        )
-    if positive not in (1, rank - 1):
-        raise ValueError(
-            f"axis={axis} of a rank-{rank} input is neither the last axis "
-            f"(channels_last, -1) nor axis 1 (channels_first); move the "
-            f"channels to one of those two positions."
         )
     return positive
 
@@ -116,15 +128,56 @@ def _sum_by_matmul():
     return _SUM_BY_MATMUL
 
 
+# Positions summed by one matrix product on the CPU path. A product sums its
+# terms one after another, so its rounding error grows with their number;
+# blocks of at most this many positions, summed again block by block, keep
+# the error of a sum over 2**24 positions at a few float32 ulps.
+BLOCK = 512
+
+
+def _block_length(positions):
+    """A divisor of `positions` in [BLOCK / 4, BLOCK], or BLOCK (the view is
+    then padded with zeros to a multiple of it)."""
+    for length in range(BLOCK, BLOCK // 4 - 1, -1):
+        if positions % length == 0:
+            return length
+    return BLOCK
+
+
+def _matmul_sums(t, channels_last):
+    """Sums over the positions axis of [N, S, C] or [N, C, S] by ones @ t."""
+    if channels_last:
+        ones = tf.ones(tf.stack([tf.shape(t)[0], 1, tf.shape(t)[1]]), t.dtype)
+        return tf.matmul(ones, t)[:, 0, :]
+    ones = tf.ones(tf.stack([tf.shape(t)[0], tf.shape(t)[2], 1]), t.dtype)
+    return tf.matmul(t, ones)[:, :, 0]
+
+
 def _channel_sums(t, channels_last):
     """Per-(sample, channel) sums over the positions of a view: [N, C]."""
-    if _sum_by_matmul():
+    axis = 1 if channels_last else 2
+    positions = t.shape[axis]
+    if not _sum_by_matmul() or positions is None:
+        # XLA's own reduction: exact to a few ulps at any size (the only
+        # choice when the number of positions is known only at run time).
+        return tf.reduce_sum(t, axis=axis)
+    channels = t.shape[2 if channels_last else 1]
+    while positions > BLOCK:
+        # [N, S, C] -> [N * S/L, L, C]: per-block sums -> [N, S/L, C], and
+        # the same again over the blocks until few enough remain.
+        length = _block_length(positions)
+        if positions % length:
+            pad = [[0, 0], [0, 0], [0, 0]]
+            pad[axis] = [0, -positions % length]
+            t = tf.pad(t, pad)
+            positions += -positions % length
+        blocks = positions // length
         if channels_last:
-            ones = tf.ones(tf.stack([tf.shape(t)[0], 1, tf.shape(t)[1]]), t.dtype)
-            return tf.matmul(ones, t)[:, 0, :]
-        ones = tf.ones(tf.stack([tf.shape(t)[0], tf.shape(t)[2], 1]), t.dtype)
-        return tf.matmul(t, ones)[:, :, 0]
-    return tf.reduce_sum(t, axis=1 if channels_last else 2)
+            t = tf.reshape(_matmul_sums(tf.reshape(t, [-1, length, channels]), True), [-1, blocks, channels])
+        else:
+            t = tf.reshape(_matmul_sums(tf.reshape(t, [-1, blocks, length]), False), [-1, channels, blocks])
+        positions = blocks
+    return _matmul_sums(t, channels_last)
 
 
 def _group_sums(per_channel, groups):
@@ -154,6 +207,29 @@ def _group_count(view, groups, channels_last):
     return tf.cast(positions * (view.shape[-1 if channels_last else 1] // groups), view.dtype)
 
 
+def _moments(v, groups, channels_last):
+    """Per-(sample, group) statistics of a view in two passes: `shift`, a
+    first mean; `offset`, the mean of v - shift (so mean = shift + offset);
+    and the variance. v - shift is small wherever the mean is large against
+    the spread, so its sums lose no digits to it."""
+    channels = v.shape[-1 if channels_last else 1]
+    count = _group_count(v, groups, channels_last)
+    shift = _group_sums(_channel_sums(v, channels_last), groups) / count
+    centered = v - _broadcast(shift, channels, channels_last)
+    offset = _group_sums(_channel_sums(centered, channels_last), groups) / count
+    second = _group_sums(_channel_sums(tf.square(centered), channels_last), groups) / count
+    # |offset| is a few ulps of the mean, tiny against the spread: no
+    # cancellation; the maximum only keeps a rounded zero from going negative.
+    var = tf.maximum(second - tf.square(offset), 0.0)
+    return shift, offset, var
+
+
+def _centered(v, shift, offset, channels_last):
+    """x - mean, as (x - shift) - offset: exact to an ulp of the spread."""
+    channels = v.shape[-1 if channels_last else 1]
+    return (v - _broadcast(shift, channels, channels_last)) - _broadcast(offset, channels, channels_last)
+
+
 @tf.function(jit_compile=True, autograph=False)
 def _forward(x, gamma, beta, groups, channels_last, epsilon):
     acc = _accumulator(x.dtype)
@@ -161,20 +237,18 @@ def _forward(x, gamma, beta, groups, channels_last, epsilon):
     # The casts are fused by XLA: no float32 copy of x is kept, but every sum
     # is accumulated in float32.
     v = _view(x, channels_last, acc)
-    count = _group_count(v, groups, channels_last)
-    mean = _group_sums(_channel_sums(v, channels_last), groups) / count
-    centered = v - _broadcast(mean, channels, channels_last)
-    var = _group_sums(_channel_sums(tf.square(centered), channels_last), groups) / count
+    shift, offset, var = _moments(v, groups, channels_last)
     inv = tf.math.rsqrt(var + epsilon)
-    # y = x * scale + shift, with scale and shift per (sample, channel).
+    # y = (x - mean) * scale + beta, scale = gamma / sigma per (sample,
+    # channel). Not folded into x * scale + (beta - mean * scale), whose two
+    # large terms cancel when the mean is large against the spread.
     scale = _param(gamma, channels_last, acc) * _broadcast(inv, channels, channels_last)
-    shift = _param(beta, channels_last, acc) - _broadcast(mean, channels, channels_last) * scale
-    y = tf.cast(v * scale + shift, x.dtype)
-    return tf.reshape(y, tf.shape(x)), mean, inv
+    y = _centered(v, shift, offset, channels_last) * scale + _param(beta, channels_last, acc)
+    return tf.reshape(tf.cast(y, x.dtype), tf.shape(x)), shift, offset, inv
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _backward(dy, x, gamma, mean, inv, groups, channels_last):
+def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     v = _view(x, channels_last, acc)
@@ -182,9 +256,7 @@ def _backward(dy, x, gamma, mean, inv, groups, channels_last):
     count = _group_count(v, groups, channels_last)
     gamma = tf.cast(gamma, acc)
     inv_c = _broadcast(inv, channels, channels_last)
-    # x - mean rather than x keeps the cancellation small when the mean is
-    # large compared with the spread.
-    centered = v - _broadcast(mean, channels, channels_last)
+    centered = _centered(v, shift, offset, channels_last)
 
     # Per-(sample, channel) sums of dy and dy * xhat: [N, C].
     sum_dy = _channel_sums(d, channels_last)
@@ -212,12 +284,15 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
       beta: per-channel shift of shape [C], or None for no shift.
       groups: number of groups G; must divide C. G=1 is Layer Normalization,
         G=C Instance Normalization.
-      axis: -1 (channels_last) or 1 (channels_first).
+      axis: the channel axis: -1 (channels_last, default), 1
+        (channels_first), or any other but the batch axis 0 (moved to the
+        last axis and back).
       epsilon: added to the variance, > 0 (the paper's 1e-5 by default).
+        Python or NumPy numbers alike, as `groups`.
 
     Returns:
-      A tensor of x's shape and dtype. The statistics, the scale and the
-      shift are computed in float32 (float64 for float64 inputs).
+      A tensor of x's shape and dtype. The statistics and the scale are
+      computed in float32 (float64 for float64 inputs).
 
     Safe inside a caller's own `tf.function(jit_compile=True)` and inside
     `tf.distribute` replica functions. No shape depends on the data.
@@ -231,10 +306,12 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
     rank = x.shape.rank
     channel_axis = normalize_axis(axis, rank)
     channels = x.shape[channel_axis]
+    if not is_integer(groups) or groups < 1:
+        raise ValueError(f"groups must be a positive integer; got {groups!r}.")
+    groups = int(groups)
     check_groups(channels, groups)
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be > 0; got {epsilon}.")
-    channels_last = channel_axis == rank - 1
+    if not is_real(epsilon) or not epsilon > 0:
+        raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
 
     gamma = tf.ones([channels], tf.float32) if gamma is None else gamma
     beta = tf.zeros([channels], tf.float32) if beta is None else beta
@@ -246,16 +323,21 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
                 f"{name} must have shape [{channels}] (one value per channel); "
                 f"got {param.shape}."
             )
-    return _group_norm(x, gamma, beta, groups, channels_last, float(epsilon))
+    if channel_axis in (1, rank - 1):
+        return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, float(epsilon))
+    # Channels elsewhere: normalise them as channels_last.
+    perm = [i for i in range(rank) if i != channel_axis] + [channel_axis]
+    y = _group_norm(tf.transpose(x, perm), gamma, beta, groups, True, float(epsilon))
+    return tf.transpose(y, np.argsort(perm))
 
 
 def _group_norm(x, gamma, beta, groups, channels_last, epsilon):
     @tf.custom_gradient
     def fn(x, gamma, beta):
-        y, mean, inv = _forward(x, gamma, beta, groups, channels_last, epsilon)
+        y, shift, offset, inv = _forward(x, gamma, beta, groups, channels_last, epsilon)
 
         def grad(dy):
-            dx, dgamma, dbeta = _backward(dy, x, gamma, mean, inv, groups, channels_last)
+            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, inv, groups, channels_last)
             return dx, tf.cast(dgamma, gamma.dtype), tf.cast(dbeta, beta.dtype)
 
         return y, grad
@@ -268,31 +350,36 @@ def keras_group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
 
     Arguments as `group_norm`; the axis and groups must already be valid
     (the layer checks them at build time). Statistics are float32 (float64
-    for float64 inputs), the output
+    for float64 inputs), in the same two passes as `group_norm`; the output
     has x's dtype. Differentiated by the backend's own autodiff.
     """
     ops = keras.ops
     rank = len(x.shape)
     channel_axis = axis % rank
+    if channel_axis not in (1, rank - 1):
+        moved = keras_group_norm(ops.moveaxis(x, channel_axis, -1), gamma, beta, groups, -1, epsilon)
+        return ops.moveaxis(moved, -1, channel_axis)
     channels_last = channel_axis == rank - 1
     channels = x.shape[channel_axis]
-    group_size = channels // groups
+    group_size = channels // int(groups)
     shape = ops.shape(x)
     if channels_last:
-        view = ops.reshape(x, (shape[0], -1, groups, group_size))
-        axes, param_shape = (1, 3), (1, 1, groups, group_size)
+        view = ops.reshape(x, (shape[0], -1, int(groups), group_size))
+        axes, param_shape = (1, 3), (1, 1, int(groups), group_size)
     else:
-        view = ops.reshape(x, (shape[0], groups, group_size, -1))
-        axes, param_shape = (2, 3), (1, groups, group_size, 1)
+        view = ops.reshape(x, (shape[0], int(groups), group_size, -1))
+        axes, param_shape = (2, 3), (1, int(groups), group_size, 1)
     acc = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
     xf = ops.cast(view, acc)
-    mean = ops.mean(xf, axis=axes, keepdims=True)
-    var = ops.mean(ops.square(xf - mean), axis=axes, keepdims=True)
-    scale = ops.rsqrt(var + epsilon)
+    # A first mean, then the moments of x minus it: see `_moments`.
+    shift = ops.stop_gradient(ops.mean(xf, axis=axes, keepdims=True))
+    centered = xf - shift
+    offset = ops.mean(centered, axis=axes, keepdims=True)
+    var = ops.maximum(ops.mean(ops.square(centered), axis=axes, keepdims=True) - ops.square(offset), 0.0)
+    scale = ops.rsqrt(var + float(epsilon))
     if gamma is not None:
         scale = scale * ops.reshape(ops.cast(gamma, acc), param_shape)
-    shift = -mean * scale
+    y = (centered - offset) * scale
     if beta is not None:
-        shift = shift + ops.reshape(ops.cast(beta, acc), param_shape)
-    y = ops.cast(xf * scale + shift, x.dtype)
-    return ops.reshape(y, shape)
+        y = y + ops.reshape(ops.cast(beta, acc), param_shape)
+    return ops.reshape(ops.cast(y, x.dtype), shape)

@@ -27,6 +27,28 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
     return np.moveaxis(y, 1, axis)
 
 
+def group_norm_grad(x, gamma, dy, groups, axis=-1, epsilon=1e-5):
+    """(dx, dgamma, dbeta) of GN in float64, from differentiating
+    y = gamma * xhat + beta, xhat = (x - mu) / sigma, by hand:
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sigma per (sample, group),
+    with g = gamma * dy."""
+    x = np.moveaxis(np.asarray(x, np.float64), axis, 1)
+    dy = np.moveaxis(np.asarray(dy, np.float64), axis, 1)
+    n, c = x.shape[:2]
+    shape = [1, c] + [1] * (x.ndim - 2)
+    v = x.reshape(n, groups, -1)
+    mu = v.mean(-1, keepdims=True)
+    sigma = np.sqrt(((v - mu) ** 2).mean(-1, keepdims=True) + epsilon)
+    xhat = ((v - mu) / sigma).reshape(x.shape)
+    g = (dy * np.reshape(np.asarray(gamma, np.float64), shape)).reshape(n, groups, -1)
+    xh = xhat.reshape(n, groups, -1)
+    dx = (g - g.mean(-1, keepdims=True) - xh * (g * xh).mean(-1, keepdims=True)) / sigma
+    reduce_axes = (0,) + tuple(range(2, x.ndim))
+    dgamma = (dy * xhat).sum(reduce_axes)
+    dbeta = dy.sum(reduce_axes)
+    return np.moveaxis(dx.reshape(x.shape), 1, axis), dgamma, dbeta
+
+
 def instance_norm(x, epsilon=1e-5):
     """IN of a channels_last x: per (sample, channel) over the positions."""
     x = np.asarray(x, np.float64)
