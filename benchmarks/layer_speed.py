@@ -3,6 +3,15 @@ r"""Speed of keras_gn.GroupNormalization against the alternatives, side by side.
     python -m benchmarks.layer_speed                  # ResNet-50 shapes + video
     python -m benchmarks.layer_speed --quick          # two small shapes, seconds
     python -m benchmarks.layer_speed --output=layer_speed.json
+    python -m benchmarks.layer_speed --export_stablehlo=hlo/   # the XLA programs, for another machine
+
+It runs on whatever device TensorFlow places its tensors on: a GPU when
+TensorFlow sees one, else the CPU. `--export_stablehlo=DIR` times nothing: it
+writes the XLA program of every contender (forward, and forward+backward) and
+of a ResNet-50 training step with GN and with BN (batch 32, 224 px, float32
+and mixed float16) as StableHLO text, compiled for an accelerator (keras_gn's
+core with its GPU/TPU sums), with `manifest.json`; `benchmarks/time_stablehlo.py`
+times them on any machine with JAX, e.g. a GPU one without TensorFlow.
 
 Every contender runs in this one process, interleaved round by round, and each
 figure is the median over `--repeats` rounds, so that a noisy machine slows
@@ -34,6 +43,8 @@ flags.DEFINE_bool("quick", False, "Two small shapes and few repeats (a smoke run
 flags.DEFINE_integer("repeats", 15, "Timed rounds per figure; the median is reported.")
 flags.DEFINE_integer("groups", 32, "Groups G.")
 flags.DEFINE_string("output", "layer_speed.json", "Where to write the JSON results ('' for none).")
+flags.DEFINE_string("export_stablehlo", "", "Write the XLA programs as StableHLO to this folder instead of timing.")
+flags.DEFINE_bool("export_resnet", True, "With --export_stablehlo: also ResNet-50 training steps (GN and BN).")
 FLAGS = flags.FLAGS
 
 import numpy as np  # noqa: E402
@@ -132,15 +143,22 @@ def _torch_contender(shape, groups):
         x, dy = x.contiguous(memory_format=fmt), dy.contiguous(memory_format=fmt)
     x.requires_grad_(True)
     layer = torch.nn.GroupNorm(groups, shape[-1], eps=1e-5)
+    if torch.cuda.is_available():
+        x, dy, layer = x.detach().cuda().requires_grad_(True), dy.cuda(), layer.cuda()
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
 
     def fwd():
         with torch.no_grad():
-            return layer(x)
+            y = layer(x)
+        sync()
+        return y
 
     def fwd_bwd():
         x.grad = None
         layer.zero_grad(set_to_none=True)
         layer(x).backward(dy)
+        sync()
         return x.grad
 
     return fwd, fwd_bwd
@@ -148,6 +166,10 @@ def _torch_contender(shape, groups):
 
 def _median_ms(callables, repeats):
     """Runs the callables round-robin; returns name -> median milliseconds."""
+    import tensorflow as tf
+
+    # On a GPU, TensorFlow returns before its kernels end: wait for them.
+    sync = tf.test.experimental.sync_devices if tf.config.list_logical_devices("GPU") else (lambda: None)
     times = {name: [] for name in callables}
     for fn in callables.values():  # compile and warm up
         fn()
@@ -156,6 +178,7 @@ def _median_ms(callables, repeats):
         for name, fn in callables.items():
             start = time.perf_counter()
             fn()
+            sync()
             times[name].append((time.perf_counter() - start) * 1e3)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -241,15 +264,103 @@ def markdown(rows, summary):
     return "\n".join(lines)
 
 
+def _stablehlo(fn, name, folder, manifest):
+    """Writes fn's XLA program (no arguments: every input is captured) as
+    StableHLO text to folder/name.mlir and records it in the manifest."""
+    import os
+
+    import tensorflow as tf
+
+    compiled = tf.function(lambda: fn(), jit_compile=True, autograph=False)  # defaults bound, no arguments
+    text = compiled.experimental_get_compiler_ir()(stage="stablehlo")
+    path = os.path.join(folder, name + ".mlir")
+    with open(path, "w") as f:
+        f.write(text)
+    manifest.append({"file": name + ".mlir", "bytes": len(text)})
+    return path
+
+
+def _resnet50_step(norm, policy, batch=32, size=224):
+    """A whole training step of ResNet-50 (forward, loss, gradients, SGD with
+    momentum), every input captured."""
+    import keras
+    import tensorflow as tf
+
+    from keras_gn.models import resnet50
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = resnet50(norm=norm, weight_decay=1e-4)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    if policy == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(batch, size, size, 3)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 1000, size=batch))
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True)) + tf.add_n(model.losses)
+            if policy == "mixed_float16":
+                loss = optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    return step
+
+
+def export(folder, shapes, groups, resnet=True, log=print):
+    """Writes the StableHLO programs and manifest.json to folder."""
+    import json as json_module
+    import os
+
+    from keras_gn import ops
+
+    os.makedirs(folder, exist_ok=True)
+    manifest = []
+    ops.set_cpu_sums(False)  # the accelerator branch of the core
+    try:
+        for shape in shapes:
+            tag = "x".join(map(str, shape))
+            for name, pair in _tf_contenders(shape, groups).items():
+                for mode, fn in zip(("forward", "forward_backward"), pair):
+                    _stablehlo(fn, f"{tag}_{name}_{mode}", folder, manifest)
+                    manifest[-1].update(shape=list(shape), contender=name, mode=mode)
+                    log(f"{manifest[-1]['file']} ({manifest[-1]['bytes'] // 1000} kB)")
+        if resnet:
+            for norm in ("gn", "bn"):
+                for policy in ("float32", "mixed_float16"):
+                    _stablehlo(_resnet50_step(norm, policy), f"resnet50_{norm}_{policy}_train_step", folder, manifest)
+                    manifest[-1].update(contender=f"resnet50_{norm}", mode=f"train_step_{policy}", shape=[32, 224, 224, 3])
+                    log(f"{manifest[-1]['file']} ({manifest[-1]['bytes'] // 1000} kB)")
+    finally:
+        ops.set_cpu_sums(None)
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json_module.dump(manifest, f, indent=1)
+
+
 def main(argv):
     del argv
     import keras
     import tensorflow as tf
 
+    if FLAGS.export_stablehlo:
+        export(FLAGS.export_stablehlo, benchmark_shapes(FLAGS.quick), FLAGS.groups, FLAGS.export_resnet,
+               log=lambda s: print(s, file=sys.stderr, flush=True))
+        print(f"StableHLO programs in {FLAGS.export_stablehlo}/; time them with "
+              f"python benchmarks/time_stablehlo.py {FLAGS.export_stablehlo}")
+        return
+    device = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0].name
+
     shapes = benchmark_shapes(FLAGS.quick)
     repeats = 3 if FLAGS.quick else FLAGS.repeats
     print(
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, groups={FLAGS.groups}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {device}, groups={FLAGS.groups}, "
         f"{repeats} rounds per figure, {len(shapes)} shapes",
         file=sys.stderr,
     )
@@ -258,7 +369,7 @@ def main(argv):
     print(markdown(rows, summary))
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            json.dump({"rows": rows, "summary": summary, "tensorflow": tf.__version__}, f, indent=1)
+            json.dump({"rows": rows, "summary": summary, "tensorflow": tf.__version__, "device": device}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ Two implementations with the same numbers:
 
 * `group_norm`: the TensorFlow core. Forward and backward are each one
   XLA-compiled function; the statistics are float32 for every input dtype
-  (float64 for float64), in two passes: a first mean, then the moments of x
-  minus that mean, so that no digits cancel when the mean is large against
-  the spread; the output is `(x - mean) * (gamma / sigma) + beta`, one fused
+  (float64 for float64), in two passes over x minus a shift (the group's
+  first value), so that no digits cancel when the mean is large against the
+  spread; the output is `(x - mean) * (gamma / sigma) + beta`, one fused
   pass over x. On a CPU the sums over positions are short matrix products
   in blocks (fast there), added up block by block, so that their error does
   not grow with the size of the feature map. Its gradient is analytic
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["group_norm", "keras_group_norm", "check_groups", "normalize_axis", "is_integer", "is_real"]
+__all__ = ["group_norm", "keras_group_norm", "check_groups", "normalize_axis", "is_integer", "is_real", "set_cpu_sums"]
 
 
 def is_integer(value):
@@ -128,11 +128,20 @@ def _sum_by_matmul():
     return _SUM_BY_MATMUL
 
 
+def set_cpu_sums(enabled):
+    """Chooses how the core sums over positions: True for the CPU's matrix
+    products, False for the plain reductions of GPUs and TPUs, None for the
+    choice by device (the default). For benchmarks, e.g. to export the
+    accelerator program from a machine without an accelerator."""
+    global _SUM_BY_MATMUL
+    _SUM_BY_MATMUL = enabled
+
+
 # Positions summed by one matrix product on the CPU path. A product sums its
 # terms one after another, so its rounding error grows with their number;
 # blocks of at most this many positions, summed again block by block, keep
 # the error of a sum over 2**24 positions at a few float32 ulps.
-BLOCK = 512
+BLOCK = 1024
 
 
 def _block_length(positions):
@@ -153,11 +162,11 @@ def _matmul_sums(t, channels_last):
     return tf.matmul(t, ones)[:, :, 0]
 
 
-def _channel_sums(t, channels_last):
+def _channel_sums(t, channels_last, matmul):
     """Per-(sample, channel) sums over the positions of a view: [N, C]."""
     axis = 1 if channels_last else 2
     positions = t.shape[axis]
-    if not _sum_by_matmul() or positions is None:
+    if not matmul or positions is None:
         # XLA's own reduction: exact to a few ulps at any size (the only
         # choice when the number of positions is known only at run time).
         return tf.reduce_sum(t, axis=axis)
@@ -207,20 +216,23 @@ def _group_count(view, groups, channels_last):
     return tf.cast(positions * (view.shape[-1 if channels_last else 1] // groups), view.dtype)
 
 
-def _moments(v, groups, channels_last):
-    """Per-(sample, group) statistics of a view in two passes: `shift`, a
-    first mean; `offset`, the mean of v - shift (so mean = shift + offset);
-    and the variance. v - shift is small wherever the mean is large against
-    the spread, so its sums lose no digits to it."""
+def _moments(v, groups, channels_last, matmul):
+    """Per-(sample, group) statistics of a view in two passes around a shift:
+    `shift`, the group's first value; `offset`, the mean of v - shift (so
+    mean = shift + offset); and the variance, the mean of
+    (v - shift - offset)**2. v - shift is exact and of the size of the
+    spread, not of the mean, so no digits cancel however large the mean (a
+    constant group gives exactly 0); and |first value - mean| is at most
+    sqrt(count) standard deviations, so the offset's rounding stays small
+    against the spread. Summing v itself first would cost the same pass."""
     channels = v.shape[-1 if channels_last else 1]
+    size = channels // groups
     count = _group_count(v, groups, channels_last)
-    shift = _group_sums(_channel_sums(v, channels_last), groups) / count
+    shift = v[:, 0, ::size] if channels_last else v[:, ::size, 0]  # [N, G]
     centered = v - _broadcast(shift, channels, channels_last)
-    offset = _group_sums(_channel_sums(centered, channels_last), groups) / count
-    second = _group_sums(_channel_sums(tf.square(centered), channels_last), groups) / count
-    # |offset| is a few ulps of the mean, tiny against the spread: no
-    # cancellation; the maximum only keeps a rounded zero from going negative.
-    var = tf.maximum(second - tf.square(offset), 0.0)
+    offset = _group_sums(_channel_sums(centered, channels_last, matmul), groups) / count
+    deviation = centered - _broadcast(offset, channels, channels_last)
+    var = _group_sums(_channel_sums(tf.square(deviation), channels_last, matmul), groups) / count
     return shift, offset, var
 
 
@@ -231,13 +243,13 @@ def _centered(v, shift, offset, channels_last):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _forward(x, gamma, beta, groups, channels_last, epsilon):
+def _forward(x, gamma, beta, groups, channels_last, epsilon, matmul):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     # The casts are fused by XLA: no float32 copy of x is kept, but every sum
     # is accumulated in float32.
     v = _view(x, channels_last, acc)
-    shift, offset, var = _moments(v, groups, channels_last)
+    shift, offset, var = _moments(v, groups, channels_last, matmul)
     inv = tf.math.rsqrt(var + epsilon)
     # y = (x - mean) * scale + beta, scale = gamma / sigma per (sample,
     # channel). Not folded into x * scale + (beta - mean * scale), whose two
@@ -248,7 +260,7 @@ def _forward(x, gamma, beta, groups, channels_last, epsilon):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last):
+def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last, matmul):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     v = _view(x, channels_last, acc)
@@ -259,8 +271,8 @@ def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last):
     centered = _centered(v, shift, offset, channels_last)
 
     # Per-(sample, channel) sums of dy and dy * xhat: [N, C].
-    sum_dy = _channel_sums(d, channels_last)
-    sum_dy_xhat = _channel_sums(d * centered, channels_last) * tf.repeat(inv, channels // groups, axis=1)
+    sum_dy = _channel_sums(d, channels_last, matmul)
+    sum_dy_xhat = _channel_sums(d * centered, channels_last, matmul) * tf.repeat(inv, channels // groups, axis=1)
     dbeta = tf.reduce_sum(sum_dy, axis=0)
     dgamma = tf.reduce_sum(sum_dy_xhat, axis=0)
 
@@ -332,12 +344,16 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
 
 
 def _group_norm(x, gamma, beta, groups, channels_last, epsilon):
+    # The choice of sums is an argument of the compiled functions, so that
+    # it is part of their trace key (see `set_cpu_sums`).
+    matmul = _sum_by_matmul()
+
     @tf.custom_gradient
     def fn(x, gamma, beta):
-        y, shift, offset, inv = _forward(x, gamma, beta, groups, channels_last, epsilon)
+        y, shift, offset, inv = _forward(x, gamma, beta, groups, channels_last, epsilon, matmul)
 
         def grad(dy):
-            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, inv, groups, channels_last)
+            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, inv, groups, channels_last, matmul)
             return dx, tf.cast(dgamma, gamma.dtype), tf.cast(dbeta, beta.dtype)
 
         return y, grad

@@ -49,10 +49,17 @@ def test_float32_input_into_mixed_precision_layer_is_not_rounded_first(framework
     np.testing.assert_allclose(y.astype(np.float64), expected, rtol=0, atol=HALF_ULP[policy.split("_")[1]] + 1e-4)
 
 
+@pytest.fixture(params=[True, False], ids=["cpu_sums", "accelerator_sums"])
+def sums(request):
+    """Both ways the core sums: the CPU's matrix products (the default on
+    this machine) and the plain reductions used on GPU and TPU."""
+    ops.set_cpu_sums(request.param)
+    yield request.param
+    ops.set_cpu_sums(None)
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_cpu_sums_exact_for_a_group_of_2_to_the_24_elements(channels_last):
-    # The CPU path (matrix-product sums) is the one under test.
-    assert ops._sum_by_matmul()
+def test_sums_exact_for_a_group_of_2_to_the_24_elements(channels_last, sums):
     shape = (1, 256, 256, 256, 2) if channels_last else (1, 2, 256, 256, 256)
     x = _rng().random(shape, dtype=np.float32)  # uniform [0, 1): the mean is large against the last digits
     axis = -1 if channels_last else 1
@@ -61,8 +68,13 @@ def test_cpu_sums_exact_for_a_group_of_2_to_the_24_elements(channels_last):
     assert error <= 1e-5, error
 
 
+def test_the_default_on_this_machine_is_the_cpu_sums():
+    ops.set_cpu_sums(None)
+    assert ops._sum_by_matmul() is True
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_cpu_gradients_exact_for_large_groups(channels_last):
+def test_gradients_exact_for_large_groups(channels_last, sums):
     positions = 2**22
     shape = (1, positions, 4) if channels_last else (1, 4, positions)
     axis = -1 if channels_last else 1
@@ -83,6 +95,12 @@ def test_cpu_gradients_exact_for_large_groups(channels_last):
     np.testing.assert_allclose(dbeta.numpy(), ref_dbeta, rtol=1e-5, atol=1e-5 * np.abs(ref_dbeta).max())
 
 
+def _first_values_set(x, value):
+    x = x.astype(np.float32)
+    x[:, 0, 0, ::4] = value  # position 0, first channel of each of the 2 groups
+    return x
+
+
 def _large_mean_cases():
     rng = _rng(2)
     return {
@@ -91,6 +109,8 @@ def _large_mean_cases():
         "constant 1e4": np.full((2, 6, 6, 8), 1e4, np.float32),
         "constant 1234.5678": np.full((2, 6, 6, 8), 1234.5678, np.float32),
         "constant -7e4": np.full((2, 6, 6, 8), -7e4, np.float32),
+        # The core shifts by each group's first value: make it an outlier.
+        "first value an outlier": _first_values_set(rng.normal(size=(2, 6, 6, 8)), 3e3),
     }
 
 
