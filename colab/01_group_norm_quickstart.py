@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -65,12 +67,13 @@ print(f"keras_gn {keras_gn.__version__}, TensorFlow {tf.__version__}, Keras {ker
 # Its defaults are the paper's: G = 32, ε = 1e-5, γ = 1 and β = 0 at start,
 # channels last (`axis=-1`; `axis=1` for channels first). A small CNN on
 # Fashion-MNIST (from Keras's downloader, or Debian's `dataset-fashion-mnist`
-# where there is no network):
+# where there is no network; at the SMALL size, the subset that ships with
+# keras_gn):
 
 # %%
-from keras_gn.data.fashion_mnist import load_fashion_mnist
+from keras_gn.data.fashion_mnist import load_bundled_subset, load_fashion_mnist
 
-(x_train, y_train), (x_test, y_test), source = load_fashion_mnist()
+(x_train, y_train), (x_test, y_test), source = load_bundled_subset() if SMALL else load_fashion_mnist()
 n_train = 2_000 if SMALL else 60_000
 x_train = (x_train[:n_train, ..., None] / 255.0).astype("float32")
 x_test = (x_test[:, ..., None] / 255.0).astype("float32")

@@ -1,9 +1,15 @@
 """Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test images,
 28 x 28 grey levels, 10 classes of clothing.
 
-Read from Debian's `dataset-fashion-mnist` package when it is installed
-(`/usr/share/datasets/fashion-mnist`, for machines without internet), from
-`$FASHION_MNIST_DIR` when set, and from Keras's downloader otherwise.
+`load_fashion_mnist()` reads all of it from Debian's `dataset-fashion-mnist`
+package when it is installed (`/usr/share/datasets/fashion-mnist`, for
+machines without internet), from `$FASHION_MNIST_DIR` when set, and from
+Keras's downloader otherwise.
+
+`load_bundled_subset()` reads the fixed subset that ships inside this package
+(`fashion_mnist_subset.npz`: 10,000 training and 2,000 test images, made by
+`make_bundled_subset`; licence and provenance in `FASHION_MNIST.md`), so that
+the README's main command needs neither a network nor an extra install.
 """
 
 import gzip
@@ -11,9 +17,14 @@ import os
 
 import numpy as np
 
-__all__ = ["load_fashion_mnist", "CLASS_NAMES", "LOCAL_DIRS"]
+__all__ = ["load_fashion_mnist", "load_bundled_subset", "make_bundled_subset", "CLASS_NAMES", "LOCAL_DIRS", "BUNDLED"]
 
 LOCAL_DIRS = ("/usr/share/datasets/fashion-mnist",)
+BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_mnist_subset.npz")
+# The subset: these many images of each split, drawn with this seed (sorted
+# indices into the original files, kept in the .npz).
+BUNDLED_SIZES = {"train": 10_000, "test": 2_000}
+BUNDLED_SEED = 20180322
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -65,3 +76,38 @@ def load_fashion_mnist():
             "with the four .gz files, or connect to the internet."
         ) from None
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), "keras.datasets.fashion_mnist"
+
+
+def load_bundled_subset():
+    """Returns `((x_train, y_train), (x_test, y_test), source)` from the
+    subset shipped in the package: uint8 images [N, 28, 28], int labels."""
+    if not os.path.exists(BUNDLED):
+        raise FileNotFoundError(
+            f"The bundled Fashion-MNIST subset {BUNDLED} is missing from this install of keras_gn; "
+            "reinstall the package, or use --dataset=fashion_mnist (all of Fashion-MNIST)."
+        )
+    with np.load(BUNDLED) as f:
+        return (
+            (f["x_train"], f["y_train"].astype(np.int64)),
+            (f["x_test"], f["y_test"].astype(np.int64)),
+            "keras_gn/data/fashion_mnist_subset.npz",
+        )
+
+
+def make_bundled_subset(path=BUNDLED):
+    """Writes the bundled subset from the full data set (`load_fashion_mnist`):
+    `BUNDLED_SIZES` images of each split, a seeded random draw, in the
+    original order, with their indices in the original files."""
+    (x_train, y_train), (x_test, y_test), _ = load_fashion_mnist()
+    rng = np.random.default_rng(BUNDLED_SEED)
+    train = np.sort(rng.permutation(len(x_train))[: BUNDLED_SIZES["train"]])
+    test = np.sort(rng.permutation(len(x_test))[: BUNDLED_SIZES["test"]])
+    np.savez_compressed(
+        path,
+        x_train=x_train[train],
+        y_train=y_train[train].astype(np.uint8),
+        x_test=x_test[test],
+        y_test=y_test[test].astype(np.uint8),
+        train_index=train.astype(np.int32),
+        test_index=test.astype(np.int32),
+    )
