@@ -38,9 +38,10 @@ STUDY = textwrap.dedent(
     import json, sys
     from keras_gn.train import make_strategy, split_cpu
     split_cpu(2)
-    from keras_gn.train import batch_size_study as study
-    config = study.StudyConfig(norms=("bn", "gn"), images_per_replica=(4,), seeds=1, train_examples=64,
-                               eval_examples=32, epochs=1, depth=8, width=8, groups=4, output_dir=sys.argv[1])
+    from keras_gn.train import study
+    config = study.StudyConfig(exhibits=("table2",), norms=("bn", "gn"), images_per_replica=(4,), seeds=1,
+                               train_examples=64, eval_examples=32, epochs=1, depth=8, width=8, groups=4,
+                               jit_compile=False, output_dir=sys.argv[1])
     results = study.run_study(config, log=lambda line: None, strategy=make_strategy("mirrored", num_gpus=2))
     print(json.dumps(results))
     """
@@ -57,4 +58,4 @@ def test_study_under_two_replicas_uses_the_global_batch(tmp_path):
         # 4 images on each of 2 replicas: global batch 8, 64 // 8 steps, lr 0.1 x 8 / 32.
         assert r["replicas"] == 2 and r["optimizer_steps"] == 8
         assert abs(r["learning_rate"] - 0.1 * 8 / 32) < 1e-7
-    assert "2 replicas, each with images per replica" in (tmp_path / "results.md").read_text()
+    assert "2 replicas, each with images per replica" in (tmp_path / "report.md").read_text()

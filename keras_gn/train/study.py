@@ -1,0 +1,763 @@
+"""The paper's ImageNet-classification study (Tables 1-3, Figures 1 and 4) at a
+scale a CPU runs, with one protocol for every method.
+
+Exhibits (`StudyConfig.exhibits`):
+
+- `table2` (Figure 1 / Table 2): BN and GN at 32, 16, 8, 4 and 2 images per
+  replica;
+- `table1` (Table 1 / Figure 4): BN, LN, IN and GN at 32 images per replica,
+  with the training and validation error after every epoch;
+- `table3` (Table 3): GN with the number of groups swept (G = 1 is LN) and
+  with the channels per group swept (1 is IN), at 32 images per replica.
+
+Every run trains the same small ResNet from scratch for the same number of
+epochs, whatever its batch; the learning rate is scaled linearly with the
+batch and divided by 10 at 30%, 60% and 90% of training; weight decay is on
+every weight; the last norm of each residual block starts with gamma = 0; BN
+is evaluated with its moving statistics. A run shared by several exhibits
+(GN at 32 images is in all three) is trained once.
+
+`run_study(config)` appends each finished run to `output_dir/results.json`
+and skips, when started again, the runs already there: a killed study loses
+at most the run in progress. It then writes `report.md` (each exhibit next to
+the paper's numbers, with a line per claim saying whether it holds here) and
+the plots `figure1.png`, `figure4.png` and `table3.png`.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+
+from keras_gn import paper
+
+__all__ = [
+    "StudyConfig",
+    "Run",
+    "QUICK",
+    "FULL",
+    "EXHIBITS",
+    "plan",
+    "run_study",
+    "train_one",
+    "load_data",
+    "steps_per_epoch",
+    "learning_rates",
+    "schedule",
+    "write_report",
+    "claims",
+]
+
+EXHIBITS = ("table2", "table1", "table3")
+TABLE1_NORMS = ("bn", "ln", "in", "gn")
+LARGE_BATCH = 32  # the paper's images per GPU for Tables 1 and 3
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """What the study trains; the defaults are the README's run (see there for
+    why these values). Fields that change what one run computes are in
+    `protocol()`; a results folder holds runs of one protocol."""
+
+    exhibits: tuple = EXHIBITS
+    norms: tuple = ("bn", "gn")  # Table 2's methods
+    images_per_replica: tuple = (32, 16, 8, 4, 2)  # Table 2's batches
+    table3_groups: tuple = (1, 2, 4, 8, 16)
+    table3_group_sizes: tuple = (1, 2, 4, 8)
+    seeds: int = 3
+    dataset: str = "fashion_mnist_subset"  # bundled in keras_gn/data
+    data_dir: "str | None" = None
+    train_examples: int = 6_000
+    eval_examples: int = 2_000
+    epochs: int = 10
+    depth: int = 11
+    width: int = 16
+    stem: str = "imagenet"
+    groups: int = 8  # GN's G outside Table 3
+    base_learning_rate: float = 0.1
+    base_batch: int = 32  # lr = base_learning_rate * global batch / base_batch
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    jit_compile: bool = True
+    workers: int = 0  # runs trained at once, each in its own process; 0: one per CPU core, at most 4
+    output_dir: str = "classification_study"
+
+    def __post_init__(self):
+        # Lists from a notebook or JSON become tuples: the config is hashable.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):
+                object.__setattr__(self, field.name, tuple(value))
+
+    def protocol(self):
+        """The fields every run of a results folder must share."""
+        skip = {"exhibits", "norms", "images_per_replica", "table3_groups", "table3_group_sizes", "seeds", "output_dir",
+                "workers"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+
+
+# A smoke run of every exhibit (about 2 minutes on 2 cores): numbers mean nothing.
+QUICK = dict(
+    images_per_replica=(32, 8, 2),
+    table3_groups=(1, 2, 8),
+    table3_group_sizes=(1, 4),
+    seeds=1,
+    train_examples=1000,
+    eval_examples=500,
+    epochs=2,
+    jit_compile=False,
+)
+# Longer and on all of Fashion-MNIST (hours on a CPU).
+FULL = dict(seeds=5, dataset="fashion_mnist", train_examples=60_000, eval_examples=10_000, epochs=10)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Run:
+    """One training run. `groups`/`group_size` only for norm="gn"."""
+
+    norm: str
+    images_per_replica: int
+    seed: int
+    groups: "int | None" = None
+    group_size: "int | None" = None
+
+    def describe(self):
+        what = self.norm
+        if self.norm == "gn":
+            what = f"gn G={self.groups}" if self.groups else f"gn {self.group_size} ch/group"
+        return f"{what:<16} images_per_replica={self.images_per_replica:<3} seed={self.seed}"
+
+    def matches(self, result):
+        return all(result.get(k) == v for k, v in dataclasses.asdict(self).items())
+
+
+def _gn(config, groups=None, group_size=None):
+    # G = 1 is LN and 1 channel per group is IN: the same runs as Table 1's.
+    if groups == 1:
+        return "ln", None, None
+    if group_size == 1:
+        return "in", None, None
+    if groups is None and group_size is None:
+        groups = config.groups
+    return "gn", groups, group_size
+
+
+def plan(config):
+    """The runs of the configured exhibits, each once, in the order they are
+    trained (seed by seed, so a partial study has every cell early)."""
+    _validate(config)
+    cells = []
+    if "table2" in config.exhibits:
+        for batch in config.images_per_replica:
+            for norm in config.norms:
+                cells.append(_gn(config) + (batch,) if norm == "gn" else (norm, None, None, batch))
+    if "table1" in config.exhibits:
+        for norm in TABLE1_NORMS:
+            cells.append(_gn(config) + (LARGE_BATCH,) if norm == "gn" else (norm, None, None, LARGE_BATCH))
+    if "table3" in config.exhibits:
+        cells += [_gn(config, groups=g) + (LARGE_BATCH,) for g in config.table3_groups]
+        cells += [_gn(config, group_size=s) + (LARGE_BATCH,) for s in config.table3_group_sizes]
+    runs = []
+    for seed in range(config.seeds):
+        for norm, groups, group_size, batch in cells:
+            run = Run(norm, int(batch), seed, groups, group_size)
+            if run not in runs:
+                runs.append(run)
+    return runs
+
+
+def channel_counts(config):
+    """The channel counts of every normalized layer of the study's ResNet."""
+    from keras_gn.models.resnet import STAGE_SIZES
+
+    stages = len(STAGE_SIZES[config.depth])
+    return sorted({config.width} | {m * config.width * 2**s for s in range(stages) for m in (1, 4)})
+
+
+def _validate(config):
+    """Raises ValueError, naming the setting, before anything trains."""
+    from keras_gn.models.resnet import STAGE_SIZES
+    from keras_gn.norms import NORMALIZATIONS
+
+    for exhibit in config.exhibits:
+        if exhibit not in EXHIBITS:
+            raise ValueError(f"unknown exhibit {exhibit!r}; choose from {', '.join(EXHIBITS)}.")
+    for norm in config.norms:
+        if norm not in NORMALIZATIONS:
+            raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMALIZATIONS)}.")
+    if config.depth not in STAGE_SIZES:
+        raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {config.depth}.")
+    channels = channel_counts(config)
+    checks = [("groups", (config.groups,))]
+    if "table3" in config.exhibits:
+        checks += [("table3_groups", config.table3_groups), ("table3_group_sizes", config.table3_group_sizes)]
+    for name, values in checks:
+        bad = [v for v in values if any(c % v for c in channels)]
+        if bad:
+            divisors = [d for d in range(1, channels[0] + 1) if all(c % d == 0 for c in channels)]
+            raise ValueError(
+                f"{name}: {bad} do not divide every layer's channels {channels} "
+                f"(ResNet-{config.depth}, width {config.width}); use one of {divisors}."
+            )
+    batches = tuple(config.images_per_replica) if "table2" in config.exhibits else ()
+    if {"table1", "table3"} & set(config.exhibits):
+        batches += (LARGE_BATCH,)
+    too_big = [b for b in batches if b > config.train_examples]
+    if too_big:
+        raise ValueError(f"images_per_replica {too_big} is more than the {config.train_examples} training examples.")
+    if config.seeds < 1 or config.epochs < 1:
+        raise ValueError(f"seeds and epochs must be positive; got seeds={config.seeds}, epochs={config.epochs}.")
+
+
+def steps_per_epoch(config, images_per_replica, replicas=1):
+    """Optimizer steps in one epoch (the last partial batch is dropped: a BN
+    batch of one image has no variance)."""
+    return config.train_examples // (images_per_replica * replicas)
+
+
+def schedule(config, images_per_replica, replicas=1):
+    """The Keras learning-rate schedule of one run: linear scaling with the
+    global batch, divided by 10 at 30%, 60% and 90% of training."""
+    from keras_gn.train.classification import learning_rate_schedule
+
+    return learning_rate_schedule(
+        config.base_learning_rate,
+        config.base_batch,
+        [f * config.epochs for f in (0.3, 0.6, 0.9)],
+        images_per_replica * replicas,
+        steps_per_epoch(config, images_per_replica, replicas),
+    )
+
+
+def learning_rates(config, images_per_replica, replicas=1):
+    """(the learning rates, the optimizer steps after which each next one
+    applies) of `schedule`, as Python numbers."""
+    lr = schedule(config, images_per_replica, replicas)
+    return [float(v) for v in lr.values], [int(b) for b in lr.boundaries]
+
+
+def load_data(config):
+    """(x_train, y_train), (x_eval, y_eval), num_classes, source: float32
+    images [N, H, W, C] standardised with the training set's statistics; a
+    fixed, class-mixed subset of the sizes asked for."""
+    from keras_gn.data import fashion_mnist
+
+    if config.dataset == "fashion_mnist_subset":
+        (x_train, y_train), (x_eval, y_eval), source = fashion_mnist.load_bundled_subset()
+        x_train, x_eval, num_classes = x_train[..., None], x_eval[..., None], 10
+    elif config.dataset == "fashion_mnist":
+        (x_train, y_train), (x_eval, y_eval), source = fashion_mnist.load_fashion_mnist()
+        x_train, x_eval, num_classes = x_train[..., None], x_eval[..., None], 10
+    else:
+        import tensorflow_datasets as tfds
+
+        from keras_gn.data import dataset_info
+        from keras_gn.data.images import load_tfds
+
+        info = dataset_info(config.dataset, config.data_dir)
+
+        def load(split):
+            return tfds.as_numpy(load_tfds(config.dataset, split, config.data_dir, as_supervised=True, batch_size=-1))
+
+        (x_train, y_train), (x_eval, y_eval) = load("train"), load(info.eval_split)
+        num_classes, source = info.num_classes, f"tfds:{config.dataset}"
+    if len(x_train) < config.train_examples or len(x_eval) < config.eval_examples:
+        raise ValueError(
+            f"{config.dataset} has {len(x_train)} training and {len(x_eval)} evaluation examples; "
+            f"asked for {config.train_examples} and {config.eval_examples} (--train_examples, --eval_examples)."
+        )
+    rng = np.random.default_rng(1234)
+    train_index = rng.permutation(len(x_train))[: config.train_examples]
+    eval_index = rng.permutation(len(x_eval))[: config.eval_examples]
+    x_train, y_train = x_train[train_index], y_train[train_index]
+    x_eval, y_eval = x_eval[eval_index], y_eval[eval_index]
+    mean, std = float(x_train.mean()), float(x_train.std())
+
+    def standardise(x):
+        return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+    return (standardise(x_train), y_train.astype(np.int64)), (standardise(x_eval), y_eval.astype(np.int64)), num_classes, source
+
+
+def train_one(config, data, run, strategy=None):
+    """Trains one run; returns its result dict (errors as fractions)."""
+    import keras
+    import tensorflow as tf
+
+    from keras_gn.models import resnet
+
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = run.images_per_replica * replicas
+    (x_train, y_train), (x_eval, y_eval), num_classes, _ = data
+    steps = steps_per_epoch(config, run.images_per_replica, replicas)
+    if steps < 1:
+        raise ValueError(
+            f"images_per_replica={run.images_per_replica} x {replicas} replica(s) is more than the "
+            f"{config.train_examples} training examples."
+        )
+    keras.utils.set_random_seed(run.seed)
+    norm_args = {}
+    if run.norm == "gn":
+        norm_args = {"groups": run.groups} if run.groups else {"group_size": run.group_size, "groups": None}
+    with strategy.scope():
+        model = resnet(
+            depth=config.depth,
+            norm=run.norm,
+            num_classes=num_classes,
+            input_shape=x_train.shape[1:],
+            width=config.width,
+            stem=config.stem,
+            weight_decay=config.weight_decay,
+            **norm_args,
+        )
+        lr = schedule(config, run.images_per_replica, replicas)
+        model.compile(
+            optimizer=keras.optimizers.SGD(lr, momentum=config.momentum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=config.jit_compile,
+            # Several steps per call fail under MirroredStrategy in Keras 3.15
+            # with TF 2.20 ("You must feed a value for placeholder tensor").
+            steps_per_execution=min(64, steps) if replicas == 1 else 1,
+        )
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=run.seed, reshuffle_each_iteration=True)
+        .batch(global_batch, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    eval_ds = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(500)
+    start = time.time()
+    # The validation pass after every epoch runs in inference mode: BN with
+    # its moving statistics, as deployed (Figure 4's validation curves). The
+    # training error is the running error of the epoch's own mini-batches,
+    # in training mode, as the paper's training curves.
+    history = model.fit(train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=0, shuffle=False)
+    seconds = time.time() - start
+    train_error = [1.0 - a for a in history.history["accuracy"]]
+    val_error = [1.0 - a for a in history.history["val_accuracy"]]
+    return {
+        **dataclasses.asdict(run),
+        "replicas": int(replicas),
+        "val_error": val_error[-1],
+        "train_error": train_error[-1],
+        "val_error_per_epoch": val_error,
+        "train_error_per_epoch": train_error,
+        "train_loss": float(history.history["loss"][-1]),
+        # Read from the optimizer's own schedule: what training really used.
+        "learning_rate": float(lr(0)),
+        "final_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+        "steps_per_epoch": steps,
+        "optimizer_steps": int(model.optimizer.iterations.numpy()),
+        "wall_seconds": round(seconds, 1),
+        "protocol": config.protocol(),
+    }
+
+
+def _load_results(config):
+    path = os.path.join(config.output_dir, "results.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        results = json.load(f)
+    protocol = json.loads(json.dumps(config.protocol()))  # tuples as JSON lists
+    other = [r for r in results if r.get("protocol") != protocol]
+    if other:
+        differing = sorted(k for k, v in other[0].get("protocol", {}).items() if protocol.get(k) != v)
+        raise ValueError(
+            f"{path} holds runs of another protocol (different {', '.join(differing) or 'settings'}); "
+            f"give another --output_dir, or delete that folder to start afresh."
+        )
+    return results
+
+
+def _save_results(results, config):
+    path = os.path.join(config.output_dir, "results.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(path + ".tmp", path)  # never a half-written file
+
+
+def _cost(config, images_per_replica):
+    """A run's work in arbitrary units: its steps x (batch + 8). On a CPU a
+    small model's step costs about as much as 8 more images, whatever its
+    batch (measured: ~3.5 ms at 2 images, ~14 ms at 32)."""
+    return steps_per_epoch(config, images_per_replica) * config.epochs * (images_per_replica + 8)
+
+
+def _time_left(done, todo, config, workers):
+    """Seconds left for the runs to do, at the finished runs' seconds per
+    unit of `_cost`, `workers` at once."""
+    rate = sum(r["wall_seconds"] for r in done) / sum(_cost(config, r["images_per_replica"]) for r in done)
+    return rate * sum(_cost(config, run.images_per_replica) for run in todo) / workers
+
+
+def _workers(config, strategy):
+    if strategy is not None:
+        return 1  # a strategy lives in this process (a TPU, several GPUs)
+    return config.workers or max(1, min(4, os.cpu_count() or 1))
+
+
+# One process per worker: small models use one core poorly (a step at 2
+# images is mostly per-operation overhead), so two runs side by side on 2
+# cores train about 1.6 times as many runs per hour as one run with 2 threads.
+_WORKER_DATA = {}
+
+
+def _worker_init(threads, parent):
+    import threading
+
+    import tensorflow as tf
+
+    # A worker whose study (process `parent`) was killed ends too, instead
+    # of lingering with its model in memory.
+    def watch_parent():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _worker_train(config, run):
+    if config not in _WORKER_DATA:
+        _WORKER_DATA.clear()
+        _WORKER_DATA[config] = load_data(config)
+    return train_one(config, _WORKER_DATA[config], run)
+
+
+def _train_all(config, data, todo, strategy, workers):
+    """Yields (run, result) as runs finish."""
+    if workers == 1:
+        for run in todo:
+            yield run, train_one(config, data, run, strategy)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for the workers' TensorFlow
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with concurrent.futures.ProcessPoolExecutor(workers, context, _worker_init, (threads, os.getpid())) as pool:
+        futures = {pool.submit(_worker_train, config, run): run for run in todo}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run_study(config, log=print, strategy=None):
+    """Runs every run of `plan(config)` not yet in `output_dir/results.json`,
+    under `strategy` if given (default: one replica per run, `workers` runs at
+    once); writes the report after every run and returns all results."""
+    runs = plan(config)
+    os.makedirs(config.output_dir, exist_ok=True)
+    results = _load_results(config)
+    todo = [run for run in runs if not any(run.matches(r) for r in results)]
+    data = load_data(config)
+    workers = min(_workers(config, strategy), max(1, len(todo)))
+    log(
+        f"{config.dataset} from {data[3]}: {len(data[0][0])} training / {len(data[1][0])} validation images; "
+        f"ResNet-{config.depth} width {config.width}; {config.epochs} epoch{'s' * (config.epochs != 1)} per run; "
+        f"{len(runs)} runs, {len(runs) - len(todo)} already in {config.output_dir}; {workers} at once"
+    )
+    start, fresh, left = time.time(), [], list(todo)
+    for run, result in _train_all(config, data, todo, strategy, workers):
+        results.append(result)
+        fresh.append(result)
+        left.remove(run)
+        # Saved after every run: a killed study loses only the runs in progress.
+        _save_results(results, config)
+        write_report(results, config)
+        log(
+            f"[{len(runs) - len(left)}/{len(runs)}] {run.describe()}: val error {100 * result['val_error']:5.2f}% "
+            f"(train {100 * result['train_error']:5.2f}%, lr {result['learning_rate']:.4g}, "
+            f"{result['optimizer_steps']} steps, {result['wall_seconds']:.0f} s); "
+            f"{(time.time() - start) / 60:.1f} min elapsed, about "
+            f"{_time_left(fresh, left, config, workers) / 60:.1f} min left"
+        )
+    if not todo:
+        write_report(results, config)
+    return results
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _cell(results, **where):
+    """Validation errors (%) of the results matching `where`, over seeds."""
+    return [100 * r["val_error"] for r in results if all(r.get(k) == v for k, v in where.items())]
+
+
+def _stat(values):
+    if not values:
+        return None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
+
+
+def _fmt(stat):
+    if stat is None:
+        return ""
+    mean, std, _ = stat
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _table2(results):
+    batches = sorted({r["images_per_replica"] for r in results if r["norm"] == "bn"}, reverse=True)
+    return {norm: {b: _stat(_cell(results, **_where(norm), images_per_replica=b)) for b in batches} for norm in ("bn", "gn")}, batches
+
+
+def _where(norm, config=None):
+    if norm == "gn":
+        return {"norm": "gn", "groups": config.groups} if config else {"norm": "gn"}
+    return {"norm": norm}
+
+
+def _table1(results, config):
+    return {norm: _stat(_cell(results, **_where(norm, config), images_per_replica=LARGE_BATCH)) for norm in TABLE1_NORMS}
+
+
+def _table3(results, config):
+    def groups(g):
+        where = {"norm": "ln"} if g == 1 else {"norm": "gn", "groups": g}
+        return _stat(_cell(results, **where, images_per_replica=LARGE_BATCH))
+
+    def size(s):
+        where = {"norm": "in"} if s == 1 else {"norm": "gn", "group_size": s}
+        return _stat(_cell(results, **where, images_per_replica=LARGE_BATCH))
+
+    return {g: groups(g) for g in config.table3_groups}, {s: size(s) for s in config.table3_group_sizes}
+
+
+def _mean(stat):
+    return None if stat is None else stat[0]
+
+
+def claims(results, config):
+    """[(exhibit, claim, holds: bool | None, the numbers)]; None where the
+    results lack a cell the claim needs."""
+    out = []
+    if "table2" in config.exhibits:
+        table, batches = _table2(_with_groups(results, config))
+        bn, gn = ({b: _mean(table[n][b]) for b in batches} for n in ("bn", "gn"))
+        if {32, 16, 8, 4, 2} <= set(batches) and None not in bn.values() and None not in gn.values():
+            gap = gn[32] - bn[32]
+            rising = all(bn[a] <= bn[b] for a, b in ((16, 8), (8, 4), (4, 2)))
+            drop = bn[2] - bn[32]
+            spread = max(gn.values()) - min(gn.values())
+            out.append(("Table 2", "GN − BN at 32 images within +1.5 points", gap <= 1.5, f"GN − BN = {gap:+.2f}"))
+            out.append(
+                ("Table 2", "BN's error rises as the batch falls from 16 to 2", rising,
+                 " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2)))
+            )
+            out.append(("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points"))
+            out.append(("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points"))
+        else:
+            out.append(("Table 2", "needs BN and GN at 32, 16, 8, 4 and 2 images", None, ""))
+    if "table1" in config.exhibits:
+        t1 = {n: _mean(s) for n, s in _table1(results, config).items()}
+        if None not in t1.values():
+            out.append(("Table 1", "BN and GN within 1.5 points at 32 images", abs(t1["bn"] - t1["gn"]) <= 1.5,
+                        f"GN − BN = {t1['gn'] - t1['bn']:+.2f}"))
+            best, worst = max(t1["bn"], t1["gn"]), min(t1["ln"], t1["in"])
+            out.append(("Table 1", "BN and GN both better than LN and IN", best < worst,
+                        ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS)))
+            out.append(("Table 1", "IN the worst of the four", t1["in"] == max(t1.values()), f"IN {t1['in']:.2f}"))
+            train = {n: _final_train(results, n, config) for n in ("bn", "gn")}
+            out.append(("Figure 4", "GN's final training error at or below BN's", train["gn"] <= train["bn"],
+                        f"GN {train['gn']:.2f}, BN {train['bn']:.2f}"))
+        else:
+            out.append(("Table 1", "needs BN, LN, IN and GN at 32 images", None, ""))
+    if "table3" in config.exhibits:
+        by_groups, by_size = _table3(results, config)
+        ln, inst = _mean(by_groups.get(1)), _mean(by_size.get(1))
+        middle = {f"G = {g}": _mean(s) for g, s in by_groups.items() if g != 1 and s}
+        middle.update({f"{c} channels per group": _mean(s) for c, s in by_size.items() if c != 1 and s})
+        if ln is not None and inst is not None and middle:
+            name, best = min(middle.items(), key=lambda kv: kv[1])
+            out.append(("Table 3", "a middle number of groups beats both G = 1 (LN) and 1 channel per group (IN)",
+                        best < min(ln, inst), f"best middle: {name} {best:.2f}; LN {ln:.2f}, IN {inst:.2f}"))
+        else:
+            out.append(("Table 3", "needs G = 1 and 1 channel per group", None, ""))
+    return out
+
+
+def _with_groups(results, config):
+    # Table 2's GN is the configured G; other G belong to Table 3.
+    return [r for r in results if r["norm"] != "gn" or r.get("groups") == config.groups]
+
+
+def _final_train(results, norm, config):
+    values = [100 * r["train_error"] for r in results if r["images_per_replica"] == LARGE_BATCH and r["norm"] == norm
+              and (norm != "gn" or r.get("groups") == config.groups)]
+    return statistics.mean(values)
+
+
+def _verdict(holds):
+    return {True: "**holds**", False: "**does not hold**", None: "not measured"}[holds]
+
+
+def report_markdown(results, config):
+    seeds = sorted({r["seed"] for r in results})
+    lines = [
+        "# The paper's ImageNet-classification study at CPU scale",
+        "",
+        f"{config.dataset} ({config.train_examples} training, {config.eval_examples} validation images); "
+        f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), {config.epochs} epochs at every batch, "
+        f"lr {config.base_learning_rate} × global batch / {config.base_batch}, ÷10 at 30/60/90% of training, "
+        f"weight decay {config.weight_decay} on every weight, GN with G = {config.groups}; "
+        f"validation error (%), mean ± standard deviation over {len(seeds)} seed{'s' * (len(seeds) != 1)}; {_replicas(results)}. "
+        f"The paper: ResNet-50 on ImageNet, 8 GPUs.",
+        "",
+    ]
+    if "table2" in config.exhibits:
+        table, batches = _table2(_with_groups(results, config))
+        lines += ["## Table 2 / Figure 1: error against images per replica", "",
+                  "| images per replica | " + " | ".join(map(str, batches)) + " |", "|---|" + "---|" * len(batches)]
+        for norm in ("bn", "gn"):
+            lines.append(f"| {paper.LABELS[norm]} | " + " | ".join(_fmt(table[norm][b]) for b in batches) + " |")
+        diff = [f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else "" for b in batches]
+        lines.append("| GN − BN | " + " | ".join(diff) + " |")
+        for norm in ("bn", "gn"):
+            lines.append(f"| paper {paper.LABELS[norm]} | " + " | ".join(str(paper.TABLE_2[norm].get(b, "")) for b in batches) + " |")
+        lines += ["", "![Figure 1](figure1.png)", ""]
+    if "table1" in config.exhibits:
+        t1 = _table1(results, config)
+        lines += ["## Table 1 / Figure 4: 32 images per replica", "",
+                  "| | " + " | ".join(paper.LABELS[n] for n in TABLE1_NORMS) + " |", "|---|" + "---|" * 4,
+                  "| validation error | " + " | ".join(_fmt(t1[n]) for n in TABLE1_NORMS) + " |",
+                  "| final training error | " + " | ".join(
+                      _fmt(_stat([100 * r["train_error"] for r in results if r["images_per_replica"] == LARGE_BATCH
+                                  and _is(r, n, config)])) for n in TABLE1_NORMS) + " |",
+                  "| paper, validation error | " + " | ".join(str(paper.TABLE_1[n]) for n in TABLE1_NORMS) + " |",
+                  "", "![Figure 4](figure4.png)", ""]
+    if "table3" in config.exhibits:
+        by_groups, by_size = _table3(results, config)
+        lines += ["## Table 3: groups", "", "| groups G | " + " | ".join(map(str, by_groups)) + " |",
+                  "|---|" + "---|" * len(by_groups),
+                  "| error | " + " | ".join(_fmt(s) for s in by_groups.values()) + " |",
+                  "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUPS.get(g, "")) for g in by_groups) + " |",
+                  "", "| channels per group | " + " | ".join(map(str, by_size)) + " |", "|---|" + "---|" * len(by_size),
+                  "| error | " + " | ".join(_fmt(s) for s in by_size.values()) + " |",
+                  "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUP_SIZES.get(s, "")) for s in by_size) + " |",
+                  "", "G = 1 is LN and 1 channel per group is IN (the same runs as Table 1's).", "",
+                  "![Table 3](table3.png)", ""]
+    lines += ["## The paper's claims here", ""]
+    for exhibit, claim, holds, numbers in claims(results, config):
+        lines.append(f"- {exhibit}: {claim}: {_verdict(holds)}" + (f" ({numbers})" if numbers else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _is(result, norm, config):
+    return result["norm"] == norm and (norm != "gn" or result.get("groups") == config.groups)
+
+
+def _replicas(results):
+    replicas = sorted({r.get("replicas", 1) for r in results})
+    return "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
+
+
+def _axes(nrows=1, ncols=1, size=(6, 4.2)):
+    # A Figure without pyplot: no GUI backend needed, and a notebook's
+    # backend is left as it was.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    return fig, fig.subplots(nrows, ncols)
+
+
+def plot_figure1(results, config, path):
+    table, batches = _table2(_with_groups(results, config))
+    fig, ax = _axes()
+    for norm in ("bn", "gn"):
+        cells = [(b, table[norm][b]) for b in batches if table[norm][b]]
+        if not cells:
+            continue
+        xs = [b for b, _ in cells]
+        mean = np.array([s[0] for _, s in cells])
+        std = np.array([s[1] or 0.0 for _, s in cells])
+        (line,) = ax.plot(xs, mean, marker="o", label=paper.LABELS[norm])
+        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches)
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.invert_xaxis()  # as the paper's Figure 1: the batch shrinks to the right
+    ax.set_xlabel("images per replica (batch of the normalization statistics)")
+    ax.set_ylabel("validation error (%)")
+    ax.set_title("Figure 1: error against batch size (mean ± std over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_figure4(results, config, path):
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _axes(1, 2, size=(11, 4.2))
+    for norm in TABLE1_NORMS:
+        runs = [r for r in results if r["images_per_replica"] == LARGE_BATCH and _is(r, norm, config)]
+        if not runs:
+            continue
+        for ax, key in zip(axes, ("train_error_per_epoch", "val_error_per_epoch")):
+            curves = 100 * np.array([r[key] for r in runs])
+            epochs = np.arange(1, curves.shape[1] + 1)
+            (line,) = ax.plot(epochs, curves.mean(0), marker=".", label=paper.LABELS[norm])
+            if len(runs) > 1:  # the spread over seeds
+                ax.fill_between(epochs, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)
+    for ax, title in zip(axes, ("training error (mini-batches, training mode)", "validation error")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("error (%)")
+        ax.set_title(f"Figure 4: {title}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_table3(results, config, path):
+    by_groups, by_size = _table3(results, config)
+    fig, axes = _axes(1, 2, size=(11, 4.2))
+    for ax, cells, xlabel, ends in (
+        (axes[0], by_groups, "groups G", {1: "LN"}),
+        (axes[1], by_size, "channels per group", {1: "IN"}),
+    ):
+        keys = [k for k, s in cells.items() if s]
+        labels = [f"{k}\n({ends[k]})" if k in ends else str(k) for k in keys]
+        means = [cells[k][0] for k in keys]
+        stds = [cells[k][1] or 0.0 for k in keys]
+        ax.bar(range(len(keys)), means, yerr=stds, capsize=4, color="tab:orange", alpha=0.8)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels(labels)
+        if means:
+            low, high = min(m - s for m, s in zip(means, stds)), max(m + s for m, s in zip(means, stds))
+            ax.set_ylim(max(0.0, low - 0.5 * (high - low + 1)), high + 0.3 * (high - low + 1))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation error (%)")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_title("Table 3: GN, number of groups", fontsize=10)
+    axes[1].set_title("Table 3: GN, channels per group", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def write_report(results, config):
+    """Writes report.md and the plots of the configured exhibits."""
+    with open(os.path.join(config.output_dir, "report.md"), "w") as f:
+        f.write(report_markdown(results, config))
+    if "table2" in config.exhibits:
+        plot_figure1(results, config, os.path.join(config.output_dir, "figure1.png"))
+    if "table1" in config.exhibits:
+        plot_figure4(results, config, os.path.join(config.output_dir, "figure4.png"))
+    if "table3" in config.exhibits:
+        plot_table3(results, config, os.path.join(config.output_dir, "table3.png"))

@@ -1,0 +1,306 @@
+"""The classification study (experiments/batch_size_sweep.py over
+keras_gn.train.study): its protocol as unit tests that train nothing, the
+report's tables and claims from known results, resume, and the --quick run
+end to end in a subprocess."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from binaries import ROOT, env
+from keras_gn.train import study
+
+TINY = dict(train_examples=96, eval_examples=32, epochs=1, depth=8, width=8, groups=4, seeds=1, jit_compile=False, workers=1)
+
+
+def _config(**overrides):
+    return dataclasses.replace(study.StudyConfig(), **overrides)
+
+
+# ------------------------------------------------------------ the protocol
+
+
+def test_same_epochs_at_every_batch_hence_steps_scale_inversely():
+    config = _config(train_examples=6000, epochs=10)
+    for batch in (32, 16, 8, 4, 2):
+        assert study.steps_per_epoch(config, batch) == 6000 // batch
+    # The last partial batch is dropped: a BN batch of one image has no variance.
+    assert study.steps_per_epoch(_config(train_examples=100), 32) == 3
+    # Under N replicas each gets images_per_replica: N times fewer steps.
+    assert study.steps_per_epoch(config, 4, replicas=8) == 6000 // 32
+
+
+@pytest.mark.parametrize("batch", [32, 16, 8, 4, 2])
+def test_learning_rate_scales_linearly_and_drops_at_30_60_90_percent(batch):
+    config = _config(train_examples=6000, epochs=10, base_learning_rate=0.1, base_batch=32)
+    values, boundaries = study.learning_rates(config, batch)
+    peak = 0.1 * batch / 32
+    np.testing.assert_allclose(values, [peak, peak / 10, peak / 100, peak / 1000], rtol=1e-6)
+    total = 10 * (6000 // batch)
+    assert boundaries == [round(0.3 * total), round(0.6 * total), round(0.9 * total)]
+    # The schedule a run trains with is that one, step by step.
+    lr = study.schedule(config, batch)
+    # (Keras's PiecewiseConstantDecay: the next value from the step after a boundary.)
+    assert float(lr(0)) == pytest.approx(peak) and float(lr(boundaries[0])) == pytest.approx(peak)
+    assert float(lr(boundaries[0] + 1)) == pytest.approx(peak / 10)
+    assert float(lr(boundaries[2] + 1)) == pytest.approx(peak / 1000) and float(lr(total - 1)) == pytest.approx(peak / 1000)
+
+
+def test_learning_rate_follows_the_global_batch_under_replicas():
+    values, _ = study.learning_rates(_config(base_learning_rate=0.1, base_batch=32), 4, replicas=8)
+    assert values[0] == pytest.approx(0.1)
+
+
+def test_plan_trains_each_shared_run_once():
+    config = _config(seeds=2, groups=8)
+    runs = study.plan(config)
+    assert len(runs) == len(set(runs))
+    cells = {(r.norm, r.images_per_replica, r.groups, r.group_size) for r in runs}
+    # Table 2: BN and GN at every batch; Table 1 adds LN and IN at 32;
+    # Table 3's G = 1 is LN, 1 channel per group IN, G = 8 the default GN.
+    assert {("bn", b, None, None) for b in (32, 16, 8, 4, 2)} <= cells
+    assert {("gn", b, 8, None) for b in (32, 16, 8, 4, 2)} <= cells
+    assert {("ln", 32, None, None), ("in", 32, None, None)} <= cells
+    assert {("gn", 32, g, None) for g in (2, 4, 16)} <= cells
+    assert {("gn", 32, None, s) for s in (2, 4, 8)} <= cells
+    assert len(cells) == 10 + 2 + 3 + 3 and len(runs) == 2 * len(cells)
+    # Seed by seed: a partial study has every cell early.
+    assert {r.seed for r in runs[: len(cells)]} == {0}
+    only_table2 = study.plan(_config(exhibits=("table2",), seeds=1))
+    assert {r.norm for r in only_table2} == {"bn", "gn"} and len(only_table2) == 10
+
+
+def test_every_table3_setting_divides_every_layer():
+    config = _config()
+    channels = study.channel_counts(config)
+    assert channels[0] == config.width
+    for g in config.table3_groups:
+        assert all(c % g == 0 for c in channels)
+    for s in config.table3_group_sizes:
+        assert all(c % s == 0 for c in channels)
+    assert max(config.table3_groups) == max(d for d in range(1, 65) if all(c % d == 0 for c in channels))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"norms": ("bn", "gnn")}, "unknown norm 'gnn'"),
+        ({"table3_groups": (1, 7)}, r"table3_groups: \[7\] do not divide every layer's channels"),
+        ({"groups": 32}, r"groups: \[32\] do not divide"),
+        ({"exhibits": ("table9",)}, "unknown exhibit 'table9'"),
+        ({"images_per_replica": (64,), "train_examples": 50}, "more than the 50 training examples"),
+    ],
+)
+def test_bad_settings_fail_before_training(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        study.plan(_config(**overrides))
+
+
+# ------------------------------------------------------------ the report
+
+
+def _result(norm, batch, seed, val, train=None, groups=None, group_size=None, epochs=3):
+    curve = list(np.linspace(val + 0.3, val, epochs))
+    train = val - 0.02 if train is None else train
+    return {
+        "norm": norm, "images_per_replica": batch, "seed": seed, "groups": groups, "group_size": group_size,
+        "val_error": val, "train_error": train, "val_error_per_epoch": curve,
+        "train_error_per_epoch": list(np.linspace(train + 0.3, train, epochs)), "wall_seconds": 1.0,
+        "optimizer_steps": 10,
+    }
+
+
+def _paper_like_results():
+    """Results shaped like the paper's numbers (fractions), two seeds."""
+    out = []
+    for seed, noise in ((0, -0.002), (1, 0.002)):
+        for b, e in {32: 0.236, 16: 0.237, 8: 0.248, 4: 0.273, 2: 0.347}.items():
+            out.append(_result("bn", b, seed, e + noise, train=0.20))
+        for b, e in {32: 0.241, 16: 0.242, 8: 0.240, 4: 0.242, 2: 0.241}.items():
+            out.append(_result("gn", b, seed, e + noise, groups=8, train=0.19))
+        out.append(_result("ln", 32, seed, 0.253 + noise))
+        out.append(_result("in", 32, seed, 0.284 + noise))
+        for g, e in {2: 0.247, 4: 0.246, 16: 0.246}.items():
+            out.append(_result("gn", 32, seed, e + noise, groups=g))
+        for s, e in {2: 0.256, 4: 0.245, 8: 0.244}.items():
+            out.append(_result("gn", 32, seed, e + noise, group_size=s))
+    return out
+
+
+def test_report_tables_and_claims_from_known_results(tmp_path):
+    config = _config(output_dir=str(tmp_path), groups=8)
+    results = _paper_like_results()
+    report = study.report_markdown(results, config)
+    assert "| BN | 23.60 ± 0.28 | 23.70 ± 0.28 | 24.80 ± 0.28 | 27.30 ± 0.28 | 34.70 ± 0.28 |" in report
+    assert "| GN − BN | +0.50 | +0.50 | -0.80 | -3.10 | -10.60 |" in report
+    assert "| validation error | 23.60 ± 0.28 | 25.30 ± 0.28 | 28.40 ± 0.28 | 24.10 ± 0.28 |" in report
+    assert "| paper, validation error | 23.6 | 25.3 | 28.4 | 24.1 |" in report
+    assert "| error | 25.30 ± 0.28 | 24.70 ± 0.28 | 24.60 ± 0.28 | 24.10 ± 0.28 | 24.60 ± 0.28 |" in report
+    verdicts = {(e, c): h for e, c, h, _ in study.claims(results, config)}
+    # The paper's own numbers satisfy every claim.
+    assert all(verdicts.values()) and len(verdicts) == 9
+    study.write_report(results, config)
+    for name in ("figure1.png", "figure4.png", "table3.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_claims_fail_where_the_numbers_say_so():
+    config = _config(groups=8)
+    results = _paper_like_results()
+    for r in results:
+        if r["norm"] == "gn" and r["groups"] == 8 and r["images_per_replica"] == 32:
+            r["val_error"] += 0.03  # GN 3 points behind BN at 32
+            r["train_error"] = 0.25  # and training worse
+        if r["norm"] == "bn" and r["images_per_replica"] == 4:
+            r["val_error"] = 0.40  # BN worse at 4 than at 2
+    verdicts = {c: h for _, c, h, _ in study.claims(results, config)}
+    assert verdicts["GN − BN at 32 images within +1.5 points"] is False
+    assert verdicts["BN's error rises as the batch falls from 16 to 2"] is False
+    assert verdicts["GN's spread over 32…2 images at most 1.5 points"] is False
+    assert verdicts["BN and GN within 1.5 points at 32 images"] is False
+    assert verdicts["GN's final training error at or below BN's"] is False
+    assert verdicts["BN at 2 images at least 5 points worse than at 32"] is True
+
+
+def test_one_seed_shows_no_spread():
+    config = _config(groups=8, exhibits=("table2",))
+    results = [r for r in _paper_like_results() if r["seed"] == 0]
+    assert "| BN | 23.40 | 23.50 |" in study.report_markdown(results, config)
+
+
+# ------------------------------------------------------------ resume
+
+
+def test_interrupted_study_skips_finished_runs(tmp_path, monkeypatch):
+    config = _config(output_dir=str(tmp_path), exhibits=("table2",), images_per_replica=(8, 4), norms=("bn",), **TINY)
+    trained = []
+    real = study.train_one
+
+    def train_then_stop(config, data, run, strategy=None):
+        trained.append(run)
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # killed during the second run
+        return real(config, data, run, strategy)
+
+    monkeypatch.setattr(study, "train_one", train_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(config, log=lambda line: None)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["norm"], r["images_per_replica"]) for r in saved] == [("bn", 8)]
+
+    trained.clear()
+    monkeypatch.setattr(study, "train_one", real)
+    lines = []
+    results = study.run_study(config, log=lines.append)
+    assert "2 runs, 1 already in" in lines[0]
+    assert sorted(r["images_per_replica"] for r in results) == [4, 8]
+    assert lines[1].startswith("[2/2] bn") and "min left" in lines[1]
+    # The finished run was kept as it was, not retrained.
+    assert results[0] == saved[0]
+
+    # A folder of another protocol is refused, not mixed.
+    with pytest.raises(ValueError, match="holds runs of another protocol .*epochs"):
+        study.run_study(dataclasses.replace(config, epochs=2), log=lambda line: None)
+
+
+def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
+    config = _config(output_dir=str(tmp_path), **dict(TINY, epochs=2))
+    data = study.load_data(config)
+    result = study.train_one(config, data, study.Run("gn", 8, 0, groups=4))
+    assert len(result["train_error_per_epoch"]) == len(result["val_error_per_epoch"]) == 2
+    assert result["val_error"] == result["val_error_per_epoch"][-1]
+    assert result["optimizer_steps"] == 2 * (96 // 8)
+    values, _ = study.learning_rates(config, 8)
+    assert result["learning_rate"] == pytest.approx(values[0])
+    assert result["final_learning_rate"] == pytest.approx(values[-1])
+    json.dumps(result)
+
+
+# ------------------------------------------------------------ the binary
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+@pytest.mark.large
+def test_quick_run_fills_every_exhibit(quick_run):
+    out, stdout = quick_run
+    runs = json.loads((out / "results.json").read_text())
+    config = dataclasses.replace(study.StudyConfig(), **study.QUICK)
+    assert sorted(str((r["norm"], r["images_per_replica"], r["groups"], r["group_size"])) for r in runs) == sorted(
+        str((r.norm, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
+    )
+    for r in runs:
+        assert {"norm", "images_per_replica", "groups", "seed", "train_error_per_epoch", "val_error_per_epoch",
+                "val_error", "wall_seconds"} <= set(r)
+        assert len(r["val_error_per_epoch"]) == config.epochs
+    report = (out / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert all(cells), row  # every cell of every table filled
+    assert "## The paper's claims here" in report and "not measured" in report  # the quick run lacks 16 and 4
+    for name in ("figure1.png", "figure4.png", "table3.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    n = len(runs)
+    assert f"[{n}/{n}]" in stdout and "min left" in stdout
+
+
+@pytest.mark.large
+def test_quick_run_started_again_trains_nothing(quick_run):
+    out, _ = quick_run
+    before = (out / "results.json").read_text()
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    n = len(json.loads(before))
+    assert f"{n} runs, {n} already in" in result.stdout and "[1/" not in result.stdout
+    assert (out / "results.json").read_text() == before
+
+
+def test_bad_flag_is_one_line_before_training(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.batch_size_sweep", "--table3_groups=1,7", f"--output_dir={tmp_path}/x"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "do not divide every layer's channels" in result.stderr
+    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "x")
+
+
+@pytest.mark.large
+def test_killed_study_leaves_no_worker_behind(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    import signal
+    import time
+
+    study_process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", "--workers=2", f"--output_dir={tmp_path}"],
+        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    parent = psutil.Process(study_process.pid)
+    deadline = time.time() + 120
+    workers = []
+    while time.time() < deadline and len(workers) < 2:
+        workers = [p for p in parent.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+        time.sleep(0.2)
+    assert len(workers) == 2, "the study never started its two workers"
+    study_process.send_signal(signal.SIGKILL)
+    study_process.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers still running after their study was killed: {alive}"
