@@ -376,26 +376,28 @@ def keras_group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
         moved = keras_group_norm(ops.moveaxis(x, channel_axis, -1), gamma, beta, groups, -1, epsilon)
         return ops.moveaxis(moved, -1, channel_axis)
     channels_last = channel_axis == rank - 1
-    channels = x.shape[channel_axis]
-    group_size = channels // int(groups)
+    groups = int(groups)
+    group_size = x.shape[channel_axis] // groups
     shape = ops.shape(x)
     if channels_last:
-        view = ops.reshape(x, (shape[0], -1, int(groups), group_size))
-        axes, param_shape = (1, 3), (1, 1, int(groups), group_size)
+        view = ops.reshape(x, (shape[0], -1, groups, group_size))
+        axes, param_shape = (1, 3), (1, 1, groups, group_size)
     else:
-        view = ops.reshape(x, (shape[0], int(groups), group_size, -1))
-        axes, param_shape = (2, 3), (1, int(groups), group_size, 1)
+        view = ops.reshape(x, (shape[0], groups, group_size, -1))
+        axes, param_shape = (2, 3), (1, groups, group_size, 1)
     acc = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
     xf = ops.cast(view, acc)
-    # A first mean, then the moments of x minus it: see `_moments`.
-    shift = ops.stop_gradient(ops.mean(xf, axis=axes, keepdims=True))
-    centered = xf - shift
+    # The same two passes around each group's first value as `_moments`.
+    # y does not depend on the shift, so no gradient flows through it.
+    first = xf[:, :1, :, :1] if channels_last else xf[:, :, :1, :1]
+    centered = xf - ops.stop_gradient(first)
     offset = ops.mean(centered, axis=axes, keepdims=True)
-    var = ops.maximum(ops.mean(ops.square(centered), axis=axes, keepdims=True) - ops.square(offset), 0.0)
+    deviation = centered - offset
+    var = ops.mean(ops.square(deviation), axis=axes, keepdims=True)
     scale = ops.rsqrt(var + float(epsilon))
     if gamma is not None:
         scale = scale * ops.reshape(ops.cast(gamma, acc), param_shape)
-    y = (centered - offset) * scale
+    y = deviation * scale
     if beta is not None:
         y = y + ops.reshape(ops.cast(beta, acc), param_shape)
     return ops.reshape(ops.cast(y, x.dtype), shape)
