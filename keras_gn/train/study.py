@@ -149,14 +149,14 @@ def plan(config):
     """The runs of the configured exhibits, each once, in the order they are
     trained (seed by seed, so a partial study has every cell early)."""
     _validate(config)
+    def cell(norm, batch):
+        return (_gn(config) if norm == "gn" else (norm, None, None)) + (batch,)
+
     cells = []
     if "table2" in config.exhibits:
-        for batch in config.images_per_replica:
-            for norm in config.norms:
-                cells.append(_gn(config) + (batch,) if norm == "gn" else (norm, None, None, batch))
+        cells += [cell(norm, batch) for batch in config.images_per_replica for norm in config.norms]
     if "table1" in config.exhibits:
-        for norm in TABLE1_NORMS:
-            cells.append(_gn(config) + (LARGE_BATCH,) if norm == "gn" else (norm, None, None, LARGE_BATCH))
+        cells += [cell(norm, LARGE_BATCH) for norm in TABLE1_NORMS]
     if "table3" in config.exhibits:
         cells += [_gn(config, groups=g) + (LARGE_BATCH,) for g in config.table3_groups]
         cells += [_gn(config, group_size=s) + (LARGE_BATCH,) for s in config.table3_group_sizes]
@@ -404,7 +404,8 @@ def _workers(config, strategy):
 
 # One process per worker: small models use one core poorly (a step at 2
 # images is mostly per-operation overhead), so two runs side by side on 2
-# cores train about 1.6 times as many runs per hour as one run with 2 threads.
+# cores trained about 1.6 times as many runs per hour as one run with 2
+# threads at 2 images per replica, about 1.1 times at 32 (README).
 _WORKER_DATA = {}
 
 
@@ -493,12 +494,10 @@ def run_study(config, log=print, strategy=None):
 # ---------------------------------------------------------------- the report
 
 
-def _cell(results, **where):
-    """Validation errors (%) of the results matching `where`, over seeds."""
-    return [100 * r["val_error"] for r in results if all(r.get(k) == v for k, v in where.items())]
-
-
-def _stat(values):
+def _cell(results, keep, key="val_error"):
+    """Mean, standard deviation (None for one seed) and count, in %, of
+    `key` over the results that `keep` accepts; None for none."""
+    values = [100 * r[key] for r in results if keep(r)]
     if not values:
         return None
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
@@ -511,31 +510,45 @@ def _fmt(stat):
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
-def _table2(results):
+def _table2(results, config):
     batches = sorted({r["images_per_replica"] for r in results if r["norm"] == "bn"}, reverse=True)
-    return {norm: {b: _stat(_cell(results, **_where(norm), images_per_replica=b)) for b in batches} for norm in ("bn", "gn")}, batches
+    table = {
+        norm: {b: _cell(results, lambda r: _is(r, norm, config) and r["images_per_replica"] == b) for b in batches}
+        for norm in ("bn", "gn")
+    }
+    return table, batches
 
 
-def _where(norm, config=None):
-    if norm == "gn":
-        return {"norm": "gn", "groups": config.groups} if config else {"norm": "gn"}
-    return {"norm": norm}
-
-
-def _table1(results, config):
-    return {norm: _stat(_cell(results, **_where(norm, config), images_per_replica=LARGE_BATCH)) for norm in TABLE1_NORMS}
+def _table1(results, config, key="val_error"):
+    """Each Table 1 method at 32 images: its validation (or, with
+    key="train_error", final training) error over seeds."""
+    return {
+        norm: _cell(results, lambda r: _is(r, norm, config) and r["images_per_replica"] == LARGE_BATCH, key)
+        for norm in TABLE1_NORMS
+    }
 
 
 def _table3(results, config):
-    def groups(g):
-        where = {"norm": "ln"} if g == 1 else {"norm": "gn", "groups": g}
-        return _stat(_cell(results, **where, images_per_replica=LARGE_BATCH))
+    def large(r):
+        return r["images_per_replica"] == LARGE_BATCH
 
-    def size(s):
-        where = {"norm": "in"} if s == 1 else {"norm": "gn", "group_size": s}
-        return _stat(_cell(results, **where, images_per_replica=LARGE_BATCH))
+    def groups(g):  # G = 1 is LN
+        return _cell(results, lambda r: large(r) and (r["norm"] == "ln" if g == 1 else _gn_with(r, groups=g)))
 
-    return {g: groups(g) for g in config.table3_groups}, {s: size(s) for s in config.table3_group_sizes}
+    def size(c):  # 1 channel per group is IN
+        return _cell(results, lambda r: large(r) and (r["norm"] == "in" if c == 1 else _gn_with(r, group_size=c)))
+
+    return {g: groups(g) for g in config.table3_groups}, {c: size(c) for c in config.table3_group_sizes}
+
+
+def _gn_with(result, **setting):
+    return result["norm"] == "gn" and all(result.get(k) == v for k, v in setting.items())
+
+
+def _is(result, norm, config):
+    """Whether a result is Tables 1 and 2's `norm`: for GN, the configured G
+    (other G belong to Table 3)."""
+    return result["norm"] == norm and (norm != "gn" or result.get("groups") == config.groups)
 
 
 def _mean(stat):
@@ -547,7 +560,7 @@ def claims(results, config):
     results lack a cell the claim needs."""
     out = []
     if "table2" in config.exhibits:
-        table, batches = _table2(_with_groups(results, config))
+        table, batches = _table2(results, config)
         bn, gn = ({b: _mean(table[n][b]) for b in batches} for n in ("bn", "gn"))
         if {32, 16, 8, 4, 2} <= set(batches) and None not in bn.values() and None not in gn.values():
             gap = gn[32] - bn[32]
@@ -572,7 +585,7 @@ def claims(results, config):
             out.append(("Table 1", "BN and GN both better than LN and IN", best < worst,
                         ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS)))
             out.append(("Table 1", "IN the worst of the four", t1["in"] == max(t1.values()), f"IN {t1['in']:.2f}"))
-            train = {n: _final_train(results, n, config) for n in ("bn", "gn")}
+            train = {n: _mean(s) for n, s in _table1(results, config, key="train_error").items()}
             out.append(("Figure 4", "GN's final training error at or below BN's", train["gn"] <= train["bn"],
                         f"GN {train['gn']:.2f}, BN {train['bn']:.2f}"))
         else:
@@ -589,17 +602,6 @@ def claims(results, config):
         else:
             out.append(("Table 3", "needs G = 1 and 1 channel per group", None, ""))
     return out
-
-
-def _with_groups(results, config):
-    # Table 2's GN is the configured G; other G belong to Table 3.
-    return [r for r in results if r["norm"] != "gn" or r.get("groups") == config.groups]
-
-
-def _final_train(results, norm, config):
-    values = [100 * r["train_error"] for r in results if r["images_per_replica"] == LARGE_BATCH and r["norm"] == norm
-              and (norm != "gn" or r.get("groups") == config.groups)]
-    return statistics.mean(values)
 
 
 def _verdict(holds):
@@ -620,7 +622,7 @@ def report_markdown(results, config):
         "",
     ]
     if "table2" in config.exhibits:
-        table, batches = _table2(_with_groups(results, config))
+        table, batches = _table2(results, config)
         lines += ["## Table 2 / Figure 1: error against images per replica", "",
                   "| images per replica | " + " | ".join(map(str, batches)) + " |", "|---|" + "---|" * len(batches)]
         for norm in ("bn", "gn"):
@@ -636,8 +638,7 @@ def report_markdown(results, config):
                   "| | " + " | ".join(paper.LABELS[n] for n in TABLE1_NORMS) + " |", "|---|" + "---|" * 4,
                   "| validation error | " + " | ".join(_fmt(t1[n]) for n in TABLE1_NORMS) + " |",
                   "| final training error | " + " | ".join(
-                      _fmt(_stat([100 * r["train_error"] for r in results if r["images_per_replica"] == LARGE_BATCH
-                                  and _is(r, n, config)])) for n in TABLE1_NORMS) + " |",
+                      _fmt(s) for s in _table1(results, config, key="train_error").values()) + " |",
                   "| paper, validation error | " + " | ".join(str(paper.TABLE_1[n]) for n in TABLE1_NORMS) + " |",
                   "", "![Figure 4](figure4.png)", ""]
     if "table3" in config.exhibits:
@@ -657,10 +658,6 @@ def report_markdown(results, config):
     return "\n".join(lines) + "\n"
 
 
-def _is(result, norm, config):
-    return result["norm"] == norm and (norm != "gn" or result.get("groups") == config.groups)
-
-
 def _replicas(results):
     replicas = sorted({r.get("replicas", 1) for r in results})
     return "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
@@ -676,7 +673,7 @@ def _axes(nrows=1, ncols=1, size=(6, 4.2)):
 
 
 def plot_figure1(results, config, path):
-    table, batches = _table2(_with_groups(results, config))
+    table, batches = _table2(results, config)
     fig, ax = _axes()
     for norm in ("bn", "gn"):
         cells = [(b, table[norm][b]) for b in batches if table[norm][b]]
