@@ -3,7 +3,7 @@
     make = keras_gn.normalization("gn")             # or "bn", "syncbn", "frozen_bn", "brn", "ln", "in", "none"
     layer = make(axis=-1)                           # a fresh layer each call
     last = make(axis=-1, zero_init=True)            # gamma = 0: the last norm of a residual block
-    make = keras_gn.normalization("gn", groups=16)  # overrides go to the layer
+    make = keras_gn.normalization("gn", groups=16)  # GN's groups; ignored by "bn", "ln", ...
 
 A model builder calls the returned function as
 `make(axis=..., zero_init=False, regularizer=None, name=None)`: `zero_init`
@@ -12,6 +12,7 @@ and beta.
 """
 
 import functools
+import sys
 
 import keras
 
@@ -59,7 +60,7 @@ def _framework_table(framework):
 
 def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, identity=keras.layers.Identity, **overrides):
     if cls is None:
-        return identity(name=name)
+        return identity(name=name, **{k: v for k, v in overrides.items() if k == "dtype"})
     kwargs = dict(defaults)
     kwargs.update(overrides)
     if zero_init:
@@ -70,24 +71,49 @@ def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, 
     return cls(axis=axis, name=name, **kwargs)
 
 
-def normalization(norm="gn", framework="keras", **overrides):
+# The arguments that belong to one family of normalizations: given to
+# `normalization` whatever the norm, they reach only the layers that take them,
+# so a caller can pass `groups=` without asking which norm it builds.
+_FAMILY_ARGS = {"gn": ("groups", "group_size"), "bn": ("momentum", "renorm_momentum")}
+_FAMILY = {"gn": "gn", "bn": "bn", "syncbn": "bn", "frozen_bn": "bn", "brn": "bn"}
+
+
+def _is_layer_class(norm):
+    """A Keras 3 or tf_keras layer class (tf_keras is imported already when
+    one of its classes exists)."""
+    if not isinstance(norm, type):
+        return False
+    bases = [keras.layers.Layer]
+    if "tf_keras" in sys.modules:
+        bases.append(sys.modules["tf_keras"].layers.Layer)
+    return any(issubclass(norm, base) for base in bases)
+
+
+def normalization(norm="gn", framework="keras", *, groups=None, group_size=None, momentum=None, **overrides):
     """Returns a function that makes a fresh normalization layer.
 
     Args:
       norm: a name from `NORMALIZATIONS` ("bn", "syncbn", "frozen_bn", "brn",
-        "gn", "ln", "in", "none"); or a Keras layer class taking `axis` and
-        `gamma_initializer`/`gamma_regularizer`/`beta_regularizer` (BN-like);
-        or any callable with the signature
+        "gn", "ln", "in", "none"); or a Keras 3 or tf_keras layer class taking
+        `axis` and `gamma_initializer`/`gamma_regularizer`/`beta_regularizer`
+        (BN-like); or any callable with the signature
         `fn(axis, zero_init=False, regularizer=None, name=None)` returning a
         layer, which is returned as it is.
       framework: "keras" (Keras 3, default) or "tf_keras" (Keras 2, for the
         Model Garden: its BatchNormalization and `keras_gn.legacy`'s GN).
-      **overrides: arguments for the layer, e.g. `groups=16` for "gn" or
-        `momentum=0.99` for "bn".
+      groups, group_size: GN's groups (default 32) or channels per group;
+        used by "gn" only and ignored by the other names ("ln" and "in" fix
+        their own grouping), so callers may always pass them. Given with a
+        class or callable, they go to it like `overrides`.
+      momentum: the moving averages' momentum of the BN family ("bn",
+        "syncbn", "frozen_bn", "brn"; default 0.9); ignored by the others.
+      **overrides: other arguments for the layer, e.g. `epsilon=1e-3`.
 
     Returns:
       `make(axis=-1, zero_init=False, regularizer=None, name=None) -> Layer`.
     """
+    family = {"groups": groups, "group_size": group_size, "momentum": momentum}
+    family = {k: v for k, v in family.items() if v is not None}
     if isinstance(norm, str):
         table, identity = _framework_table(framework)
         key = norm.lower()
@@ -96,12 +122,15 @@ def normalization(norm="gn", framework="keras", **overrides):
         cls, defaults = table[key]
         if cls is None and overrides:
             raise ValueError(f"norm='none' takes no arguments; got {sorted(overrides)}.")
+        own = _FAMILY_ARGS.get(_FAMILY.get(key), ())
+        overrides = {**{k: v for k, v in family.items() if k in own}, **overrides}
         if "group_size" in overrides:
             defaults = {k: v for k, v in defaults.items() if k != "groups"}
         if "groups" in overrides:
             defaults = {k: v for k, v in defaults.items() if k != "group_size"}
         return functools.partial(_make, cls, defaults, identity=identity, **overrides)
-    if isinstance(norm, type) and issubclass(norm, keras.layers.Layer):
+    overrides = {**family, **overrides}  # a class or callable of the caller's: its own arguments
+    if _is_layer_class(norm):
         return functools.partial(_make, norm, {}, **overrides)
     if callable(norm):
         if overrides:

@@ -96,3 +96,41 @@ def test_weight_decay_reaches_every_weight_including_gamma_and_beta():
     expected = 0.5 * wd * sum(float(np.sum(w.numpy() ** 2)) for w in model.trainable_weights)
     assert any("gamma" in w.path for w in model.trainable_weights)
     np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-5)
+
+
+def test_per_norm_arguments_reach_only_their_family():
+    # Callers pass groups= and momentum= whatever the norm (issue 14).
+    gn = normalization("gn", groups=4, momentum=0.5)(axis=-1)
+    assert gn.groups == 4
+    bn = normalization("bn", groups=4, momentum=0.5)(axis=-1)
+    assert isinstance(bn, keras.layers.BatchNormalization) and bn.momentum == 0.5
+    ln = normalization("ln", groups=4)(axis=-1)
+    assert ln.groups == 1
+    inst = normalization("in", groups=4)(axis=-1)
+    assert inst.group_size == 1 and inst.groups is None
+    assert normalization("gn", group_size=2)(axis=-1).group_size == 2
+    model = _small("bn", groups=4)
+    assert all(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers if "norm" in layer.name)
+
+
+def test_tf_keras_layer_class_as_norm():
+    tf_keras = pytest.importorskip("tf_keras")
+    model = resnet(
+        8, norm=tf_keras.layers.LayerNormalization, framework="tf_keras", width=8, stem="small",
+        input_shape=(8, 8, 3), num_classes=2,
+    )
+    norm3 = model.get_layer("stage1_block1_norm3")
+    assert isinstance(norm3, tf_keras.layers.LayerNormalization)
+    assert np.all(norm3.get_weights()[0] == 0)  # zero_init reached the class as gamma_initializer
+
+
+def test_builders_take_a_dtype_policy():
+    model = _small("gn", dtype="mixed_float16")
+    conv = model.get_layer("stage1_block1_conv2")
+    norm = model.get_layer("stage1_block1_norm2")
+    assert conv.compute_dtype == "float16" and conv.variable_dtype == "float32"
+    assert norm.compute_dtype == "float16"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    assert model(x).dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy untouched

@@ -45,7 +45,7 @@ def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regu
         endpoints=True,
         stages=tuple(range(1, cfg.stages + 1)),
         name=f"resnet{cfg.model_id}_{cfg.norm}" + ("" if cfg.stages == 4 else f"_res2to{cfg.stages + 1}"),
-        **({"groups": cfg.groups} if cfg.norm == "gn" else {}),
+        groups=cfg.groups,
     )
     if not 2 <= cfg.min_output_level <= cfg.stages + 1:
         raise ValueError(f"min_output_level={cfg.min_output_level} must be among the levels 2..{cfg.stages + 1} built.")
@@ -65,7 +65,7 @@ def build_fpn(input_specs, model_config, l2_regularizer=None):
     lateral and output convolutions; P6 by stride-2 subsampling of P5 as in
     Detectron. Levels `min_level`..`max_level` of the model config."""
     cfg = model_config.decoder.get()
-    make_norm = normalization(cfg.norm, framework="tf_keras", **({"groups": cfg.groups} if cfg.norm == "gn" else {}))
+    make_norm = normalization(cfg.norm, framework="tf_keras", groups=cfg.groups)
     min_level, max_level = model_config.min_level, model_config.max_level
     backbone_max = max(int(level) for level in input_specs)
     inputs = {level: tf_keras.Input(shape[1:], name=f"c{level}") for level, shape in input_specs.items()}

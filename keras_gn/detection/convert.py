@@ -54,5 +54,5 @@ def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024):
 
     return resnet(
         depth=depth, norm=norm, input_shape=(input_size, input_size, 3), framework="tf_keras", endpoints=True,
-        **({"groups": groups} if norm == "gn" else {}),
+        groups=groups,
     )

@@ -35,7 +35,7 @@ class _SwapNorms:
 
     def _norm(self, name):
         norm, groups = self._head_norm
-        make = normalization(norm, framework="tf_keras", **({"groups": groups} if norm == "gn" else {}))
+        make = normalization(norm, framework="tf_keras", groups=groups)
         return make(axis=-1, name=name)
 
     def _identity(self, name):
@@ -84,7 +84,7 @@ def res5(depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_
     return resnet(
         depth=depth, norm=norm, include_top=False, input_shape=(crop_size, crop_size, in_channels), stages=(4,),
         weight_decay=weight_decay, decay_norms=False, framework="tf_keras", name=name,
-        **({"groups": groups} if norm == "gn" else {}),
+        groups=groups,
     )
 
 

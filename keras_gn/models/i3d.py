@@ -23,7 +23,8 @@ it by name (`inflate`).
 import numpy as np
 import keras
 
-from keras_gn.models.resnet import STAGE_SIZES
+from keras_gn.models.blocks import apply_norm, stage
+from keras_gn.models.resnet import STAGE_SIZES, conv_initializer, logits, norm_name
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
@@ -73,13 +74,14 @@ def i3d_resnet(
     weight_decay=0.0,
     temporal_padding="zeros",
     name=None,
-    **norm_overrides,
+    dtype=None,
+    **norm_args,
 ):
     """Builds a ResNet I3D (channels_last `[N, T, H, W, C]`) as a `keras.Model`.
 
     Args:
       depth: 50 or 101 (the paper's); 8, 11, 14, 26 for tests.
-      norm, num_classes, width, weight_decay, **norm_overrides: as
+      norm, num_classes, width, weight_decay, dtype, **norm_args: as
         `keras_gn.models.resnet`.
       input_shape: `(frames, height, width, channels)`; frames may be None.
       temporal_padding: "zeros" (the non-local code's, default) or "edge"
@@ -96,59 +98,45 @@ def i3d_resnet(
         raise ValueError(f"temporal_padding must be 'zeros' or 'edge'; got {temporal_padding!r}.")
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (frames, height, width, channels); got {input_shape}.")
-    make_norm = normalization(norm, **norm_overrides)
     reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    init = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
-
-    def conv(x, filters, kernel, strides, name):
-        kt = kernel[0]
-        if temporal_padding == "edge" and kt > 1:
-            x = EdgePadding((kt - 1) // 2, name=f"{name}_edge_pad")(x)
-        x = keras.layers.Conv3D(
-            filters, kernel, strides=strides, padding="same", use_bias=False,
-            kernel_initializer=init, kernel_regularizer=reg, name=name,
-        )(x)
-        if temporal_padding == "edge" and kt > 1:
-            x = keras.layers.Cropping3D((((kt - 1) // 2,) * 2, (0, 0), (0, 0)), name=f"{name}_crop")(x)
-        return x
-
-    def norm_layer(x, name, zero_init=False):
-        return make_norm(axis=-1, zero_init=zero_init, regularizer=reg, name=name)(x)
+    layer_args = {"dtype": dtype} if dtype is not None else {}
+    conv = _conv3d(temporal_padding, reg, layer_args)
+    norm_layer = apply_norm(normalization(norm, **norm_args), -1, reg, layer_args)
 
     inputs = keras.Input(input_shape, name="clips")
     x = conv(inputs, width, (5, 7, 7), (1, 2, 2), "stem_conv")
-    x = keras.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
-    x = keras.layers.MaxPooling3D((1, 3, 3), (1, 2, 2), padding="same", name="stem_pool")(x)
-
+    x = keras.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
+    x = keras.layers.MaxPooling3D((1, 3, 3), (1, 2, 2), padding="same", name="stem_pool", **layer_args)(x)
     stage_sizes = STAGE_SIZES[depth]
-    for stage, (blocks, kernels) in enumerate(zip(stage_sizes, _temporal_kernels(depth, stage_sizes))):
-        filters = width * 2**stage
-        for block in range(blocks):
-            strides = (1, 2, 2) if stage > 0 and block == 0 else (1, 1, 1)
-            prefix = f"stage{stage + 1}_block{block + 1}"
-            shortcut = x
-            if block == 0:
-                shortcut = conv(x, filters * 4, (1, 1, 1), strides, f"{prefix}_proj_conv")
-                shortcut = norm_layer(shortcut, f"{prefix}_proj_norm")
-            y = conv(x, filters, (3 if kernels[block] else 1, 1, 1), (1, 1, 1), f"{prefix}_conv1")
-            y = keras.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
-            y = conv(y, filters, (1, 3, 3), strides, f"{prefix}_conv2")
-            y = keras.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
-            y = conv(y, filters * 4, (1, 1, 1), (1, 1, 1), f"{prefix}_conv3")
-            y = norm_layer(y, f"{prefix}_norm3", zero_init=True)
-            x = keras.layers.ReLU(name=f"{prefix}_out")(keras.layers.Add(name=f"{prefix}_add")([shortcut, y]))
-        if stage == 0:
-            x = keras.layers.MaxPooling3D((3, 1, 1), (2, 1, 1), padding="same", name="pool2")(x)
-
+    for index, (blocks, inflated) in enumerate(zip(stage_sizes, _temporal_kernels(depth, stage_sizes)), start=1):
+        x = stage(
+            x, index, blocks, width * 2 ** (index - 1), strides=(1, 1, 1) if index == 1 else (1, 2, 2),
+            conv=conv, norm=norm_layer, layers=keras.layers,
+            kernels=lambda block, inflated=inflated: ((3 if inflated[block] else 1, 1, 1), (1, 3, 3), (1, 1, 1)),
+        )
+        if index == 1:
+            x = keras.layers.MaxPooling3D((3, 1, 1), (2, 1, 1), padding="same", name="pool2", **layer_args)(x)
     outputs = x
     if include_top:
-        x = keras.layers.GlobalAveragePooling3D(name="pool")(x)
-        outputs = keras.layers.Dense(
-            num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            kernel_regularizer=reg, bias_regularizer=reg, dtype="float32", name="logits",
+        x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
+        outputs = logits(keras, num_classes, reg)(x)
+    return keras.Model(inputs, outputs, name=name or f"i3d_resnet{depth}_{norm_name(norm)}")
+
+
+def _conv3d(temporal_padding, reg, layer_args):
+    def conv(x, filters, kernel, strides, name):
+        edge = temporal_padding == "edge" and kernel[0] > 1
+        if edge:
+            x = EdgePadding((kernel[0] - 1) // 2, name=f"{name}_edge_pad", **layer_args)(x)
+        x = keras.layers.Conv3D(
+            filters, kernel, strides=strides, padding="same", use_bias=False,
+            kernel_initializer=conv_initializer(), kernel_regularizer=reg, name=name, **layer_args,
         )(x)
-    norm_name = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
-    return keras.Model(inputs, outputs, name=name or f"i3d_resnet{depth}_{norm_name}")
+        if edge:
+            x = keras.layers.Cropping3D((((kernel[0] - 1) // 2,) * 2, (0, 0), (0, 0)), name=f"{name}_crop", **layer_args)(x)
+        return x
+
+    return conv
 
 
 def inflate(source, i3d, skip_top=False):

@@ -17,6 +17,7 @@ normalization chosen by `norm`.
 
 import keras
 
+from keras_gn.models.blocks import apply_norm, stage
 from keras_gn.norms import normalization
 
 __all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES"]
@@ -48,14 +49,16 @@ def resnet(
     endpoints=False,
     decay_norms=True,
     stages=(1, 2, 3, 4),
-    **norm_overrides,
+    dtype=None,
+    **norm_args,
 ):
     """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
 
     Args:
       depth: one of `STAGE_SIZES` (8, 11, 14, 26, 50, 101, 152).
       norm: a name for `keras_gn.normalization` ("gn", "bn", "syncbn",
-        "frozen_bn", "brn", "ln", "in", "none"), a layer class or a callable.
+        "frozen_bn", "brn", "ln", "in", "none"), a layer class (Keras 3 or
+        tf_keras) or a callable.
       include_top: end in global average pooling and a `num_classes` Dense
         layer giving logits; otherwise the model outputs the last feature map.
       num_classes: classes of the top layer.
@@ -73,23 +76,60 @@ def resnet(
       framework: "keras" (Keras 3, default) or "tf_keras" (Keras 2, for the
         Model Garden). The layers and their names are the same in both, so
         weights copy across by name (`keras_gn.detection.convert`).
+      endpoints: output a dict of every stage's last feature map, keyed by
+        level "2".."5" (stride 2**level), as Model Garden backbones do,
+        instead of the top. (Detection.)
       decay_norms: apply `weight_decay` to gamma and beta too (the paper's
         ImageNet recipe); False for detection, where the paper finds decay
         on them harmful.
-      endpoints: output a dict of every stage's last feature map, keyed by
-        level "2".."5" (stride 2**level), as Model Garden backbones do,
-        instead of the top.
       stages: the residual stages to build, consecutive, from 1 (res2) to 4
         (res5). The stem comes with stage 1; a model that starts later
         takes that stage's input feature map as `input_shape` (e.g.
         `stages=(4,)`, `input_shape=(14, 14, 1024)`: res5 on RoI features,
         the C4 detector's box head). Layer names do not depend on it, so
         weights copy by name from the whole network.
-      **norm_overrides: passed to the normalization, e.g. `groups=16`.
+      dtype: the layers' dtype policy, e.g. "mixed_float16"; None for the
+        global policy. The logits are float32 in any case.
+      **norm_args: for `keras_gn.normalization`, e.g. `groups=16` (used by
+        GN only) or `momentum=0.99` (BN only).
 
     Returns:
       A `keras.Model`.
     """
+    stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
+    K = _keras(framework)
+    axis = -1 if data_format == "channels_last" else 1
+    if input_shape is None:
+        input_shape = (224, 224, 3) if axis == -1 else (3, 224, 224)
+    # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
+    reg = K.regularizers.L2(weight_decay / 2) if weight_decay else None
+    layer_args = {"dtype": dtype} if dtype is not None else {}
+    conv = _conv2d(K, data_format, reg, layer_args)
+    norm_layer = apply_norm(
+        normalization(norm, framework=framework, **norm_args), axis, reg if decay_norms else None, layer_args
+    )
+
+    inputs = K.Input(input_shape, name="images" if stages[0] == 1 else f"stage{stages[0]}_input")
+    x = inputs  # a model that starts after the stem takes the previous stage's output
+    if stages[0] == 1:
+        x = _stem(inputs, stem, width, conv, norm_layer, K, data_format, layer_args)
+    levels = {}
+    for index in [s for s in stages if s <= len(STAGE_SIZES[depth])]:  # depths 8 and 11 have 2 and 3 stages
+        x = stage(
+            x, index, STAGE_SIZES[depth][index - 1], width * 2 ** (index - 1), strides=1 if index == 1 else 2,
+            conv=conv, norm=norm_layer, layers=K.layers,
+        )
+        levels[str(index + 1)] = x
+    outputs = x
+    if endpoints:
+        outputs = levels
+    elif include_top:
+        x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
+        outputs = logits(K, num_classes, reg)(x)
+    return K.Model(inputs, outputs, name=name or f"resnet{depth}_{norm_name(norm)}")
+
+
+def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
     if depth not in STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
     if data_format not in ("channels_last", "channels_first"):
@@ -103,16 +143,22 @@ def resnet(
         raise ValueError(f"stages must be consecutive stages among 1..4, e.g. (1, 2, 3); got {stages}.")
     if stages[0] > 1 and input_shape is None:
         raise ValueError(f"stages={stages} starts after the stem: give the input feature map's input_shape.")
-    K = keras
-    if framework == "tf_keras":
-        import tf_keras as K  # noqa: N812 - the same API as keras, Keras 2's
-    make_norm = normalization(norm, framework=framework, **norm_overrides)
-    axis = -1 if data_format == "channels_last" else 1
-    if input_shape is None:
-        input_shape = (224, 224, 3) if axis == -1 else (3, 224, 224)
-    # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
-    reg = K.regularizers.L2(weight_decay / 2) if weight_decay else None
+    return stages
 
+
+def _keras(framework):
+    """The Keras that builds the model: Keras 3, or tf_keras (Keras 2) for
+    the Model Garden; both have the same layers API."""
+    if framework == "keras":
+        return keras
+    if framework == "tf_keras":
+        import tf_keras
+
+        return tf_keras
+    raise ValueError(f"framework must be 'keras' or 'tf_keras'; got {framework!r}.")
+
+
+def _conv2d(K, data_format, reg, layer_args):
     def conv(x, filters, kernel, strides, name):
         return K.layers.Conv2D(
             filters,
@@ -121,62 +167,44 @@ def resnet(
             padding="same",
             use_bias=False,
             data_format=data_format,
-            kernel_initializer=K.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal"),
+            kernel_initializer=conv_initializer(K),
             kernel_regularizer=reg,
             name=name,
+            **layer_args,
         )(x)
 
-    def norm_layer(x, name, zero_init=False):
-        return make_norm(axis=axis, zero_init=zero_init, regularizer=reg if decay_norms else None, name=name)(x)
+    return conv
 
-    inputs = K.Input(input_shape, name="images" if stages[0] == 1 else f"stage{stages[0]}_input")
-    x = inputs
-    if stages[0] > 1:
-        pass  # no stem: the input is the previous stage's output
-    elif stem == "imagenet":
-        x = conv(inputs, width, 7, 2, "stem_conv")
-        x = K.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
-        x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool")(x)
-    else:
-        x = conv(inputs, width, 3, 1, "stem_conv")
-        x = K.layers.ReLU(name="stem_relu")(norm_layer(x, "stem_norm"))
 
-    levels = {}
-    for stage, blocks in enumerate(STAGE_SIZES[depth]):
-        if stage + 1 not in stages:
-            continue
-        filters = width * 2**stage
-        for block in range(blocks):
-            strides = 2 if stage > 0 and block == 0 else 1
-            prefix = f"stage{stage + 1}_block{block + 1}"
-            shortcut = x
-            if block == 0:
-                shortcut = conv(x, filters * 4, 1, strides, f"{prefix}_proj_conv")
-                shortcut = norm_layer(shortcut, f"{prefix}_proj_norm")
-            y = conv(x, filters, 1, 1, f"{prefix}_conv1")
-            y = K.layers.ReLU(name=f"{prefix}_relu1")(norm_layer(y, f"{prefix}_norm1"))
-            y = conv(y, filters, 3, strides, f"{prefix}_conv2")
-            y = K.layers.ReLU(name=f"{prefix}_relu2")(norm_layer(y, f"{prefix}_norm2"))
-            y = conv(y, filters * 4, 1, 1, f"{prefix}_conv3")
-            y = norm_layer(y, f"{prefix}_norm3", zero_init=True)
-            x = K.layers.ReLU(name=f"{prefix}_out")(K.layers.Add(name=f"{prefix}_add")([shortcut, y]))
-        levels[str(stage + 2)] = x
+def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args):
+    """"imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv."""
+    x = conv(x, width, 7 if stem == "imagenet" else 3, 2 if stem == "imagenet" else 1, "stem_conv")
+    x = K.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
+    if stem == "imagenet":
+        x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool", **layer_args)(x)
+    return x
 
-    outputs = x
-    if endpoints:
-        outputs = levels
-    elif include_top:
-        x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool")(x)
-        outputs = K.layers.Dense(
-            num_classes,
-            kernel_initializer=K.initializers.RandomNormal(stddev=0.01),
-            kernel_regularizer=reg,
-            bias_regularizer=reg,
-            dtype="float32",  # logits in float32 under mixed precision
-            name="logits",
-        )(x)
-    norm_name = norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
-    return K.Model(inputs, outputs, name=name or f"resnet{depth}_{norm_name}")
+
+def conv_initializer(K=keras):
+    """He-normal over fan-out, truncated: every ResNet convolution's."""
+    return K.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
+def logits(K, num_classes, reg):
+    """The top layer: N(0, 0.01) weights, float32 logits under mixed precision."""
+    return K.layers.Dense(
+        num_classes,
+        kernel_initializer=K.initializers.RandomNormal(stddev=0.01),
+        kernel_regularizer=reg,
+        bias_regularizer=reg,
+        dtype="float32",
+        name="logits",
+    )
+
+
+def norm_name(norm):
+    """The norm's name in a model's default name: "gn", or the class's."""
+    return norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
 
 
 def resnet50(**kwargs):

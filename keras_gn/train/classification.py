@@ -71,10 +71,6 @@ def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def _norm_overrides(config):
-    return {"groups": config.groups} if config.norm == "gn" else {}
-
-
 class _ResumeLog(keras.callbacks.Callback):
     """One line at the start of training saying where it starts from."""
 
@@ -125,7 +121,7 @@ class ImageTask:
             width=config.width,
             stem=config.stem,
             weight_decay=config.weight_decay,
-            **_norm_overrides(config),
+            groups=config.groups,
         )
 
     def evaluate(self, model, config, info, strategy, dataset_fn):

@@ -300,9 +300,6 @@ def train_one(config, data, run, strategy=None):
             f"{config.train_examples} training examples."
         )
     keras.utils.set_random_seed(run.seed)
-    norm_args = {}
-    if run.norm == "gn":
-        norm_args = {"groups": run.groups} if run.groups else {"group_size": run.group_size, "groups": None}
     with strategy.scope():
         model = resnet(
             depth=config.depth,
@@ -312,7 +309,8 @@ def train_one(config, data, run, strategy=None):
             width=config.width,
             stem=config.stem,
             weight_decay=config.weight_decay,
-            **norm_args,
+            groups=run.groups,
+            group_size=run.group_size,
         )
         lr = schedule(config, run.images_per_replica, replicas)
         model.compile(

@@ -65,7 +65,7 @@ class VideoTask(ImageTask):
         model = i3d_resnet(
             depth=config.depth, norm=config.norm, num_classes=info.num_classes,
             input_shape=(config.frames, config.image_size, config.image_size, 3), width=config.width,
-            weight_decay=config.weight_decay, **({"groups": config.groups} if config.norm == "gn" else {}),
+            weight_decay=config.weight_decay, groups=config.groups,
         )
         if config.init_checkpoint:
             copied = inflate(config.init_checkpoint, model, skip_top=True)

@@ -1,0 +1,81 @@
+"""The bottleneck block and stage that every ResNet here is built from: the
+2-D ResNet (`resnet.py`), its 3-D I3D inflation (`i3d.py`) and the C4
+detector's res5 head, which all call `stage`.
+
+The builders differ only in their convolutions and normalization, which they
+pass in as callables (as flax's and big_vision's ResNets do):
+
+    conv(x, filters, kernel, strides, name) -> tensor
+    norm(x, name, zero_init=False) -> tensor
+
+Layer names are a contract: `stage{s}_block{b}_{conv1,norm1,relu1,conv2,
+norm2,relu2,conv3,norm3,add,out}`, plus `_proj_conv`/`_proj_norm` on the
+first block of a stage. `inflate`, `detection.convert` and the C4 head copy
+weights between models by these names.
+"""
+
+__all__ = ["bottleneck", "stage", "apply_norm"]
+
+
+def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, name):
+    """One bottleneck residual block (He et al. 2016, v1):
+    conv1 (1x1) -> conv2 (3x3, carrying the stride) -> conv3 (1x1, 4 *
+    filters), each followed by its normalization, ReLU after the first two;
+    the last normalization starts at gamma = 0 so the block starts as the
+    identity; the shortcut is a projection (conv + norm) when `project`.
+
+    Args:
+      x: the block's input.
+      filters: channels of conv1 and conv2; the output has 4 * filters.
+      strides: conv2's and the projection's stride (1, 2 or a tuple).
+      project: give the shortcut a projection (the first block of a stage).
+      kernels: the three convolutions' kernels, e.g. (1, 3, 1) in 2-D or
+        ((3, 1, 1), (1, 3, 3), (1, 1, 1)) in I3D; the projection takes the
+        third's.
+      conv, norm: the builder's convolution and normalization (above).
+      layers: the Keras that makes the ReLU and Add layers (`keras.layers` or
+        `tf_keras.layers`).
+      name: the block's prefix, e.g. "stage2_block1".
+    """
+    shortcut = x
+    if project:
+        shortcut = norm(conv(x, filters * 4, kernels[2], strides, f"{name}_proj_conv"), f"{name}_proj_norm")
+    y = conv(x, filters, kernels[0], 1, f"{name}_conv1")
+    y = layers.ReLU(name=f"{name}_relu1")(norm(y, f"{name}_norm1"))
+    y = conv(y, filters, kernels[1], strides, f"{name}_conv2")
+    y = layers.ReLU(name=f"{name}_relu2")(norm(y, f"{name}_norm2"))
+    y = conv(y, filters * 4, kernels[2], 1, f"{name}_conv3")
+    y = norm(y, f"{name}_norm3", zero_init=True)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
+
+
+def stage(x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1, 3, 1)):
+    """Residual stage `index` (1 for res2 ... 4 for res5): `blocks`
+    bottleneck blocks, the first with a projection and the stage's
+    `strides`. `kernels` is one triple for every block or a function of the
+    block's index (from 0) returning it (I3D inflates every other block)."""
+    for block in range(blocks):
+        x = bottleneck(
+            x,
+            filters,
+            strides=strides if block == 0 else 1,
+            project=block == 0,
+            kernels=kernels(block) if callable(kernels) else kernels,
+            conv=conv,
+            norm=norm,
+            layers=layers,
+            name=f"stage{index}_block{block + 1}",
+        )
+    return x
+
+
+def apply_norm(make_norm, axis, regularizer, layer_args=None):
+    """The `norm(x, name, zero_init=False)` of a builder, from a maker of
+    `keras_gn.normalization`: a fresh layer on `axis` with `regularizer` on
+    gamma and beta and `layer_args` (e.g. the dtype) applied to x."""
+    layer_args = layer_args or {}
+
+    def norm(x, name, zero_init=False):
+        return make_norm(axis=axis, zero_init=zero_init, regularizer=regularizer, name=name, **layer_args)(x)
+
+    return norm
