@@ -13,35 +13,25 @@ A smoke run on a laptop CPU (synthetic data, tiny ResNet, two logical devices):
         --nojit_compile --model_dir=/tmp/gn_smoke
 
 Restarting a run with the same --model_dir resumes it from its last finished
-epoch. All logic lives in keras_gn.train; this file only parses flags.
+epoch. The flags are TrainConfig's fields (keras_gn.train.cli); all logic
+lives in keras_gn.train.
 """
 
-from absl import app, flags
+from absl import app
 
-from experiments import common
+from keras_gn.train import cli
 from keras_gn.train.classification import TrainConfig
 
-DEFAULT = TrainConfig()
-FLAGS = flags.FLAGS
-common.define_flags(DEFAULT)
-flags.DEFINE_enum("stem", DEFAULT.stem, ["imagenet", "small"], "7x7/2 + max pool, or one 3x3/1 conv for small images.")
-flags.DEFINE_integer("images_per_replica", DEFAULT.images_per_replica, "Images per GPU/TPU core: the paper's 'batch per GPU' (32, 16, 8, 4, 2).")
-flags.DEFINE_enum("data_format", DEFAULT.data_format, ["channels_last", "channels_first"], "Image layout.")
+cli.define_flags(TrainConfig)
+cli.define_runtime_flags()
 
 
 def main(argv):
     del argv
     from keras_gn.train import train
 
-    strategy, precision = common.start()
-    config = TrainConfig(
-        **common.common_config(),
-        mixed_precision=precision,
-        stem=FLAGS.stem,
-        images_per_replica=FLAGS.images_per_replica,
-        data_format=FLAGS.data_format,
-    )
-    train(config, strategy)
+    config = TrainConfig(**cli.values(TrainConfig))
+    train(config, cli.strategy_from_flags())
 
 
 if __name__ == "__main__":

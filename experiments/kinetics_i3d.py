@@ -15,22 +15,17 @@ A smoke run on a CPU (synthetic clips, tiny I3D, two logical devices):
         --clips_per_replica=2 --eval_clips=2 --epochs=2 --strategy=mirrored --num_gpus=2 \
         --cpu_devices=2 --nojit_compile --model_dir=/tmp/i3d_smoke
 
-Restarting with the same --model_dir resumes. The logic lives in keras_gn.train.video.
+Restarting with the same --model_dir resumes. The flags are VideoConfig's
+fields (keras_gn.train.cli); the logic lives in keras_gn.train.video.
 """
 
-from absl import app, flags
+from absl import app
 
-from experiments import common
+from keras_gn.train import cli
 from keras_gn.train.video import VideoConfig
 
-DEFAULT = VideoConfig()
-FLAGS = flags.FLAGS
-common.define_flags(DEFAULT)
-flags.DEFINE_integer("frames", DEFAULT.frames, "Frames per clip (the paper: 32 or 64).")
-flags.DEFINE_integer("sample_rate", DEFAULT.sample_rate, "Stride between the sampled frames.")
-flags.DEFINE_integer("clips_per_replica", DEFAULT.clips_per_replica, "Clips per GPU (the paper: 8 or 4).")
-flags.DEFINE_integer("eval_clips", DEFAULT.eval_clips, "Clips per video at test time (10-clip testing).")
-flags.DEFINE_string("init_checkpoint", "", "A 2-D model.keras from experiments/imagenet_resnet.py to inflate.")
+cli.define_flags(VideoConfig)
+cli.define_runtime_flags()
 
 
 def main(argv):
@@ -38,17 +33,8 @@ def main(argv):
     from keras_gn.train import train
     from keras_gn.train.video import VideoTask
 
-    strategy, precision = common.start()
-    config = VideoConfig(
-        **common.common_config(),
-        mixed_precision=precision,
-        frames=FLAGS.frames,
-        sample_rate=FLAGS.sample_rate,
-        clips_per_replica=FLAGS.clips_per_replica,
-        eval_clips=FLAGS.eval_clips,
-        init_checkpoint=FLAGS.init_checkpoint,
-    )
-    train(config, strategy, task=VideoTask())
+    config = VideoConfig(**cli.values(VideoConfig))
+    train(config, cli.strategy_from_flags(), task=VideoTask())
 
 
 if __name__ == "__main__":

@@ -49,16 +49,16 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
         except ValueError as error:
             raise ValueError(f"{error} (layer {self.name!r}, input shape {input_shape})") from None
         self.input_spec = tf_keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
-        # float32 under mixed precision, as the Keras 3 layer.
+        # The policy's variable dtype (float32 under mixed precision), as the Keras 3 layer.
         self.gamma = self.beta = None
         if self.scale:
             self.gamma = self.add_weight(
-                name="gamma", shape=(channels,), dtype=tf.float32, initializer=self.gamma_initializer,
+                name="gamma", shape=(channels,), dtype=self.dtype, initializer=self.gamma_initializer,
                 regularizer=self.gamma_regularizer, constraint=self.gamma_constraint, experimental_autocast=False,
             )
         if self.center:
             self.beta = self.add_weight(
-                name="beta", shape=(channels,), dtype=tf.float32, initializer=self.beta_initializer,
+                name="beta", shape=(channels,), dtype=self.dtype, initializer=self.beta_initializer,
                 regularizer=self.beta_regularizer, constraint=self.beta_constraint, experimental_autocast=False,
             )
         super().build(input_shape)

@@ -66,11 +66,15 @@ def test_ten_clip_testing_averages_softmax_over_clips():
                          clips_per_replica=2, eval_clips=3, synthetic_classes=4, synthetic_examples=16)
     task = VideoTask()
     info = DatasetInfo(4, 3, 16, 6)
-    model = task.model(config, info)
+    model = task.model(config, info=info)
     import tensorflow as tf
 
-    got = task.evaluate(model, config, info, tf.distribute.get_strategy(), None)
-    clips, labels = zip(*[(c.numpy(), y.numpy()) for c, y in task.dataset(config, info, False, 2, None, False, False)])
+    def dataset_fn(mode):
+        return lambda context: task.dataset(config, info=info, mode=mode, batch_size=2, input_context=context)
+
+    got = task.evaluate(model, config, info=info, strategy=tf.distribute.get_strategy(), dataset_fn=dataset_fn)
+    evaluation = task.dataset(config, info=info, mode="evaluate", batch_size=2)
+    clips, labels = zip(*[(c.numpy(), y.numpy()) for c, y in evaluation])
     clips, labels = np.concatenate(clips), np.concatenate(labels)
     assert clips.shape == (6, 3, 2, 16, 16, 3)
     logits = np.stack([model.predict(clips[:, k], verbose=0) for k in range(3)], axis=1)

@@ -25,40 +25,52 @@ import tensorflow as tf
 
 from keras_gn import data
 from keras_gn.models import resnet
+from keras_gn.train.cli import option
 
-__all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule"]
+__all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule", "compile_classifier", "resolve_precision"]
+
+
+NORMS = ("bn", "syncbn", "frozen_bn", "brn", "gn", "ln", "in", "none")
+PRECISIONS = ("auto", "none", "float16", "bfloat16")
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The paper's ImageNet ResNet-50 recipe (Wu & He 2018, section 4.1)."""
+    """The paper's ImageNet ResNet-50 recipe (Wu & He 2018, section 4.1).
+    Each field is also the training binaries' flag of the same name."""
 
-    norm: str = "gn"
-    groups: int = 32  # for norm="gn"
-    depth: int = 50
-    width: int = 64
-    stem: str = "imagenet"
-    images_per_replica: int = 32
-    dataset: str = "imagenet2012"
-    data_dir: "str | None" = None
-    image_size: int = 224
-    data_format: str = "channels_last"
-    epochs: int = 100
-    base_learning_rate: float = 0.1  # for a total batch of `base_batch`
-    base_batch: int = 256
-    decay_epochs: tuple = (30, 60, 90)  # learning rate / 10 at each
-    momentum: float = 0.9
-    weight_decay: float = 1e-4  # on every weight, gamma and beta included
-    steps_per_epoch: "int | None" = None  # default: training examples / global batch
-    eval_steps: "int | None" = None  # default: the whole evaluation split
-    synthetic_examples: int = 1024
-    synthetic_classes: int = 1000
-    model_dir: str = "/tmp/keras_gn_imagenet"
-    mixed_precision: str = ""  # "", "float16" or "bfloat16"
-    jit_compile: bool = True
-    steps_per_execution: int = 1
-    seed: int = 0
-    verbose: int = 2
+    norm: str = option("gn", "Normalization: bn, syncbn, frozen_bn, brn, gn, ln, in, none.", choices=NORMS)
+    groups: int = option(32, "Groups G for --norm=gn (the paper's best: 32).", minimum=1)
+    depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
+    width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
+    stem: str = option("imagenet", "7x7/2 + max pool, or one 3x3/1 conv for small images.", choices=("imagenet", "small"))
+    images_per_replica: int = option(
+        32, "Images per GPU/TPU core: the paper's 'batch per GPU' (32, 16, 8, 4, 2).", minimum=1
+    )
+    dataset: str = option("imagenet2012", "TFDS data set, or 'synthetic'.")
+    data_dir: "str | None" = option(None, "TFDS data folder (prepared data; nothing is downloaded).")
+    image_size: int = option(224, "Training and evaluation crop size, pixels.", minimum=1)
+    data_format: str = option("channels_last", "Image layout.", choices=("channels_last", "channels_first"))
+    epochs: int = option(100, "Training epochs.", minimum=1)
+    base_learning_rate: float = option(0.1, "Learning rate for a total batch of --base_batch, scaled linearly.")
+    base_batch: int = option(256, "The total batch of --base_learning_rate.", minimum=1)
+    decay_epochs: tuple = option((30, 60, 90), "Epochs at which the learning rate is divided by 10.", item=float)
+    momentum: float = option(0.9, "SGD momentum.")
+    weight_decay: float = option(1e-4, "Weight decay on all weights, gamma and beta included.", minimum=0)
+    steps_per_epoch: "int | None" = option(None, "Default: training examples / global batch.", minimum=1)
+    eval_steps: "int | None" = option(None, "Default: the whole evaluation split.", minimum=1)
+    synthetic_examples: int = option(1024, "Training examples of --dataset=synthetic.", minimum=1)
+    synthetic_classes: int = option(1000, "Classes of --dataset=synthetic.", minimum=2)
+    model_dir: str = option(
+        "/tmp/keras_gn_imagenet", "Checkpoints, TensorBoard logs, results.json; restart with the same one to resume."
+    )
+    mixed_precision: str = option(
+        "auto", "auto: bfloat16 on TPU, float16 on GPU, none on CPU.", choices=PRECISIONS
+    )
+    jit_compile: bool = option(True, "XLA-compile the training step.")
+    steps_per_execution: int = option(1, "Training steps per tf.function call (use > 1 on TPU).", minimum=1)
+    seed: int = option(0, "Random seed.")
+    verbose: int = option(2, "keras.Model.fit's verbosity.", flag=False)
 
 
 def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_batch, steps_per_epoch):
@@ -80,9 +92,21 @@ class _ResumeLog(keras.callbacks.Callback):
             print(f"Resumed from the last backup at optimizer step {step}.", flush=True)
 
 
+MODES = ("train", "validate", "evaluate")
+
+
+def _check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
+    return mode == "train", mode != "evaluate"  # (training, repeat)
+
+
 class ImageTask:
     """How `train` gets data, a model and its final evaluation for images;
-    `keras_gn.train.video.VideoTask` does the same for clips."""
+    `keras_gn.train.video.VideoTask` does the same for clips. Every argument
+    after the config is a keyword; `mode` is "train" (shuffled, augmented,
+    repeated), "validate" (the evaluation split, repeated: Keras's
+    per-epoch validation) or "evaluate" (one exact pass)."""
 
     def per_replica_batch(self, config):
         return config.images_per_replica
@@ -90,7 +114,8 @@ class ImageTask:
     def info(self, config):
         return data.dataset_info(config.dataset, config.data_dir, config.synthetic_examples, config.synthetic_classes)
 
-    def dataset(self, config, info, training, batch_size, input_context, drop_remainder, repeat):
+    def dataset(self, config, *, info, mode, batch_size, input_context=None, drop_remainder=False):
+        training, repeat = _check_mode(mode)
         return data.image_dataset(
             config.dataset,
             info.train_split if training else info.eval_split,
@@ -108,7 +133,7 @@ class ImageTask:
             repeat=repeat,
         )
 
-    def model(self, config, info):
+    def model(self, config, *, info):
         input_shape = (config.image_size, config.image_size, info.channels)
         if config.data_format == "channels_first":
             input_shape = (info.channels, config.image_size, config.image_size)
@@ -124,25 +149,122 @@ class ImageTask:
             groups=config.groups,
         )
 
-    def evaluate(self, model, config, info, strategy, dataset_fn):
+    def evaluate(self, model, config, *, info, strategy, dataset_fn):
         """Top-1 accuracy over one exact pass of the evaluation split."""
-        eval_ds = strategy.distribute_datasets_from_function(dataset_fn(False, repeat=False))
+        del info  # in dataset_fn
+        eval_ds = strategy.distribute_datasets_from_function(dataset_fn(mode="evaluate"))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             evaluation = model.evaluate(eval_ds, steps=config.eval_steps, return_dict=True, verbose=0)
         return {"top1_accuracy": float(evaluation["accuracy"]), "eval_loss": float(evaluation["loss"])}
 
 
+def resolve_precision(choice, strategy=None):
+    """The mixed precision of `choice` ("auto", "none", "", "float16",
+    "bfloat16"): "auto" is bfloat16 on a TPU, float16 on a GPU and none
+    ("") on a CPU. Returns "", "float16" or "bfloat16"."""
+    if choice not in PRECISIONS + ("",):
+        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {choice!r}.")
+    if choice == "auto":
+        strategy = strategy or tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.TPUStrategy):
+            return "bfloat16"
+        return "float16" if tf.config.list_logical_devices("GPU") else ""
+    return "" if choice == "none" else choice
+
+
+def compile_classifier(model, learning_rate, momentum, jit_compile=True, steps_per_execution=1):
+    """The one compile step of every classifier here: SGD with momentum on
+    `learning_rate` (a schedule), cross-entropy on logits, top-1 accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
 def train(config, strategy=None, task=None):
     """Trains and evaluates the model `config` describes; returns the results
     dict (also written to `model_dir/results.json`). `task` defaults to
-    image classification (`ImageTask`)."""
+    image classification (`ImageTask`). The global dtype policy is set for
+    `config.mixed_precision` while it runs and restored after."""
     strategy = strategy or tf.distribute.get_strategy()
     task = task or ImageTask()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
-    keras.utils.set_random_seed(config.seed)
+    precision = resolve_precision(config.mixed_precision, strategy)
+    policy = keras.config.dtype_policy()
+    if precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    try:
+        return _train(config, strategy, task)
+    finally:
+        keras.config.set_dtype_policy(policy)
 
+
+def _train(config, strategy, task):
+    keras.utils.set_random_seed(config.seed)
+    plan = _plan(config, strategy, task)
+    train_ds = strategy.distribute_datasets_from_function(plan.dataset_fn(mode="train"))
+    # Keras keeps one iterator over a distributed validation set across
+    # epochs: it must repeat. The final top-1 is one exact pass (task.evaluate).
+    val_ds = strategy.distribute_datasets_from_function(plan.dataset_fn(mode="validate"))
+    with strategy.scope():
+        model = task.model(config, info=plan.info)
+        schedule = learning_rate_schedule(
+            config.base_learning_rate, config.base_batch, config.decay_epochs, plan.global_batch, plan.steps_per_epoch
+        )
+        compile_classifier(model, schedule, config.momentum, config.jit_compile, config.steps_per_execution)
+    print(
+        f"Training {model.name}: {plan.replicas} replica(s) x {plan.per_replica} = "
+        f"{plan.global_batch} per step, {plan.steps_per_epoch} steps per epoch, {config.epochs} epochs, "
+        f"peak learning rate {config.base_learning_rate * plan.global_batch / config.base_batch:g}.",
+        flush=True,
+    )
+    start = time.time()
+    history = model.fit(
+        train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=plan.steps_per_epoch,
+        validation_data=val_ds,
+        validation_steps=plan.eval_steps,
+        callbacks=_callbacks(config.model_dir),
+        verbose=config.verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
+    )
+    evaluation = task.evaluate(model, config, info=plan.info, strategy=strategy, dataset_fn=plan.dataset_fn)
+    results = {
+        "top1_error": 1.0 - evaluation["top1_accuracy"],
+        **evaluation,
+        "replicas": plan.replicas,
+        "global_batch": plan.global_batch,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "epochs_run_in_this_process": len(history.history.get("loss", [])),
+        "train_seconds_in_this_process": round(time.time() - start, 1),
+        "config": dataclasses.asdict(config),
+    }
+    model.save(os.path.join(config.model_dir, "model.keras"))
+    with open(os.path.join(config.model_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    print(f"top-1 error {results['top1_error']:.4f}; results in {config.model_dir}/results.json", flush=True)
+    return results
+
+
+@dataclasses.dataclass
+class _Plan:
+    """Batch and step counts of a training run, and its datasets' maker."""
+
+    info: object
+    replicas: int
+    per_replica: int
+    global_batch: int
+    steps_per_epoch: int
+    eval_steps: "int | None"
+    dataset_fn: object
+
+
+def _plan(config, strategy, task):
     replicas = strategy.num_replicas_in_sync
     per_replica = task.per_replica_batch(config)
     global_batch = per_replica * replicas
@@ -154,76 +276,29 @@ def train(config, strategy=None, task=None):
             f"(and --eval_steps)."
         )
     eval_steps = config.eval_steps or (info.eval_examples and math.ceil(info.eval_examples / global_batch))
-    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    # The last partial batch is dropped on a TPU, whose shapes must be static.
+    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
 
-    def dataset_fn(training, repeat=None):
+    def dataset_fn(mode):
         def fn(input_context):
             batch = input_context.get_per_replica_batch_size(global_batch)
-            return task.dataset(config, info, training, batch, input_context, tpu, repeat)
+            return task.dataset(
+                config, info=info, mode=mode, batch_size=batch, input_context=input_context,
+                drop_remainder=drop_remainder,
+            )
 
         return fn
 
-    train_ds = strategy.distribute_datasets_from_function(dataset_fn(True))
-    # Keras keeps one iterator over a distributed validation set across
-    # epochs: it must repeat. The final top-1 is one exact pass (task.evaluate).
-    val_ds = strategy.distribute_datasets_from_function(dataset_fn(False, repeat=True))
+    return _Plan(info, replicas, per_replica, global_batch, steps_per_epoch, eval_steps, dataset_fn)
 
-    with strategy.scope():
-        model = task.model(config, info)
-        optimizer = keras.optimizers.SGD(
-            learning_rate=learning_rate_schedule(
-                config.base_learning_rate, config.base_batch, config.decay_epochs, global_batch, steps_per_epoch
-            ),
-            momentum=config.momentum,
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=config.jit_compile,
-            steps_per_execution=config.steps_per_execution,
-        )
 
-    os.makedirs(config.model_dir, exist_ok=True)
-    print(
-        f"Training {model.name}: {replicas} replica(s) x {per_replica} = "
-        f"{global_batch} per step, {steps_per_epoch} steps per epoch, {config.epochs} epochs, "
-        f"peak learning rate {config.base_learning_rate * global_batch / config.base_batch:g}.",
-        flush=True,
-    )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(config.model_dir, "backup")),
+def _callbacks(model_dir):
+    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
         _ResumeLog(),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(config.model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
+            os.path.join(model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
         ),
-        keras.callbacks.TensorBoard(os.path.join(config.model_dir, "tensorboard")),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
     ]
-    os.makedirs(os.path.join(config.model_dir, "checkpoints"), exist_ok=True)
-    start = time.time()
-    history = model.fit(
-        train_ds,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds,
-        validation_steps=eval_steps,
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
-    evaluation = task.evaluate(model, config, info, strategy, dataset_fn)
-    results = {
-        "top1_error": 1.0 - evaluation["top1_accuracy"],
-        **evaluation,
-        "replicas": replicas,
-        "global_batch": global_batch,
-        "steps_per_epoch": steps_per_epoch,
-        "epochs_run_in_this_process": len(history.history.get("loss", [])),
-        "train_seconds_in_this_process": round(time.time() - start, 1),
-        "config": dataclasses.asdict(config),
-    }
-    model.save(os.path.join(config.model_dir, "model.keras"))
-    with open(os.path.join(config.model_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1, default=str)
-    print(f"top-1 error {results['top1_error']:.4f}; results in {config.model_dir}/results.json", flush=True)
-    return results

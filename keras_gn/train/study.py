@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from keras_gn import paper
+from keras_gn.train.cli import option
 
 __all__ = [
     "StudyConfig",
@@ -62,28 +63,41 @@ class StudyConfig:
     why these values). Fields that change what one run computes are in
     `protocol()`; a results folder holds runs of one protocol."""
 
-    exhibits: tuple = EXHIBITS
-    norms: tuple = ("bn", "gn")  # Table 2's methods
-    images_per_replica: tuple = (32, 16, 8, 4, 2)  # Table 2's batches
-    table3_groups: tuple = (1, 2, 4, 8, 16)
-    table3_group_sizes: tuple = (1, 2, 4, 8)
-    seeds: int = 3
-    dataset: str = "fashion_mnist_subset"  # bundled in keras_gn/data
-    data_dir: "str | None" = None
-    train_examples: int = 6_000
-    eval_examples: int = 2_000
-    epochs: int = 10
-    depth: int = 11
-    width: int = 16
-    stem: str = "imagenet"
-    groups: int = 8  # GN's G outside Table 3
-    base_learning_rate: float = 0.1
-    base_batch: int = 32  # lr = base_learning_rate * global batch / base_batch
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    jit_compile: bool = True
-    workers: int = 0  # runs trained at once, each in its own process; 0: one per CPU core, at most 4
-    output_dir: str = "classification_study"
+    exhibits: tuple = option(
+        EXHIBITS, f"Exhibits to run: {', '.join(EXHIBITS)} (table1 includes Figure 4, table2 Figure 1).",
+        choices=EXHIBITS,
+    )
+    norms: tuple = option(
+        ("bn", "gn"), "Table 2's normalizations (keras_gn.normalization names: bn, gn, ln, in, brn, syncbn)."
+    )
+    images_per_replica: tuple = option((32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics.", minimum=1)
+    table3_groups: tuple = option(
+        (1, 2, 4, 8, 16), "Table 3: numbers of groups G (1 is LN); each must divide every layer's channels.", minimum=1
+    )
+    table3_group_sizes: tuple = option(
+        (1, 2, 4, 8), "Table 3: channels per group (1 is IN); each must divide every layer's channels.", minimum=1
+    )
+    seeds: int = option(3, "Runs per cell, with seeds 0..N-1.", minimum=1)
+    dataset: str = option(
+        "fashion_mnist_subset",
+        "fashion_mnist_subset (a subset shipped inside keras_gn), fashion_mnist (all of it: Debian's "
+        "dataset-fashion-mnist, $FASHION_MNIST_DIR or Keras's downloader) or a prepared TFDS image data set.",
+    )
+    data_dir: "str | None" = option(None, "TFDS data folder, for a TFDS --dataset.")
+    train_examples: int = option(6_000, "Training images (a fixed random subset).", minimum=1)
+    eval_examples: int = option(2_000, "Validation images (a fixed random subset of the test split).", minimum=1)
+    epochs: int = option(10, "Epochs, the same for every run whatever its batch.", minimum=1)
+    depth: int = option(11, "ResNet depth (8, 11, 14, 26, 50, ...).")
+    width: int = option(16, "ResNet width (64 in ResNet-50).", minimum=1)
+    stem: str = option("imagenet", "imagenet: 7x7/2 + pool/2; small: 3x3/1.", choices=("imagenet", "small"))
+    groups: int = option(8, "GN's number of groups outside Table 3.", minimum=1)
+    base_learning_rate: float = option(0.1, "Learning rate at --base_batch images; scaled linearly with the global batch.")
+    base_batch: int = option(32, "Batch of --base_learning_rate.", minimum=1)
+    momentum: float = option(0.9, "SGD momentum.")
+    weight_decay: float = option(1e-4, "Weight decay on every weight, gamma and beta included.", minimum=0)
+    jit_compile: bool = option(True, "XLA-compile the training step.")
+    workers: int = option(0, "Runs trained at once, each in its own process (0: one per CPU core, at most 4).", minimum=0)
+    output_dir: str = option("classification_study", "Where report.md, the plots and results.json go.")
 
     def __post_init__(self):
         # Lists from a notebook or JSON become tuples: the config is hashable.
@@ -240,46 +254,10 @@ def learning_rates(config, images_per_replica, replicas=1):
 
 
 def load_data(config):
-    """(x_train, y_train), (x_eval, y_eval), num_classes, source: float32
-    images [N, H, W, C] standardised with the training set's statistics; a
-    fixed, class-mixed subset of the sizes asked for."""
-    from keras_gn.data import fashion_mnist
+    """The study's arrays (see `keras_gn.data.arrays.load_arrays`)."""
+    from keras_gn.data.arrays import load_arrays
 
-    if config.dataset == "fashion_mnist_subset":
-        (x_train, y_train), (x_eval, y_eval), source = fashion_mnist.load_bundled_subset()
-        x_train, x_eval, num_classes = x_train[..., None], x_eval[..., None], 10
-    elif config.dataset == "fashion_mnist":
-        (x_train, y_train), (x_eval, y_eval), source = fashion_mnist.load_fashion_mnist()
-        x_train, x_eval, num_classes = x_train[..., None], x_eval[..., None], 10
-    else:
-        import tensorflow_datasets as tfds
-
-        from keras_gn.data import dataset_info
-        from keras_gn.data.images import load_tfds
-
-        info = dataset_info(config.dataset, config.data_dir)
-
-        def load(split):
-            return tfds.as_numpy(load_tfds(config.dataset, split, config.data_dir, as_supervised=True, batch_size=-1))
-
-        (x_train, y_train), (x_eval, y_eval) = load("train"), load(info.eval_split)
-        num_classes, source = info.num_classes, f"tfds:{config.dataset}"
-    if len(x_train) < config.train_examples or len(x_eval) < config.eval_examples:
-        raise ValueError(
-            f"{config.dataset} has {len(x_train)} training and {len(x_eval)} evaluation examples; "
-            f"asked for {config.train_examples} and {config.eval_examples} (--train_examples, --eval_examples)."
-        )
-    rng = np.random.default_rng(1234)
-    train_index = rng.permutation(len(x_train))[: config.train_examples]
-    eval_index = rng.permutation(len(x_eval))[: config.eval_examples]
-    x_train, y_train = x_train[train_index], y_train[train_index]
-    x_eval, y_eval = x_eval[eval_index], y_eval[eval_index]
-    mean, std = float(x_train.mean()), float(x_train.std())
-
-    def standardise(x):
-        return ((x.astype(np.float32) - mean) / std).astype(np.float32)
-
-    return (standardise(x_train), y_train.astype(np.int64)), (standardise(x_eval), y_eval.astype(np.int64)), num_classes, source
+    return load_arrays(config.dataset, config.train_examples, config.eval_examples, config.data_dir)
 
 
 def train_one(config, data, run, strategy=None):
@@ -288,6 +266,7 @@ def train_one(config, data, run, strategy=None):
     import tensorflow as tf
 
     from keras_gn.models import resnet
+    from keras_gn.train.classification import compile_classifier
 
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -313,10 +292,10 @@ def train_one(config, data, run, strategy=None):
             group_size=run.group_size,
         )
         lr = schedule(config, run.images_per_replica, replicas)
-        model.compile(
-            optimizer=keras.optimizers.SGD(lr, momentum=config.momentum),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        compile_classifier(
+            model,
+            lr,
+            config.momentum,
             jit_compile=config.jit_compile,
             # Several steps per call fail under MirroredStrategy in Keras 3.15
             # with TF 2.20 ("You must feed a value for placeholder tensor").

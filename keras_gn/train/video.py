@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from keras_gn.data.video import video_dataset
 from keras_gn.models import i3d_resnet, inflate
-from keras_gn.train.classification import ImageTask, TrainConfig
+from keras_gn.train.classification import ImageTask, TrainConfig, _check_mode
+from keras_gn.train.cli import option
 
 __all__ = ["VideoConfig", "VideoTask"]
 
@@ -26,30 +27,37 @@ class VideoConfig(TrainConfig):
     64 clips, 400k iterations with lr / 10 at 150k and 300k, weight decay
     1e-4, written here in epochs of Kinetics-400's ~240k training videos."""
 
-    dataset: str = "kinetics400"
-    frames: int = 32
-    sample_rate: int = 2
-    clips_per_replica: int = 8
-    eval_clips: int = 10
-    image_size: int = 224
-    epochs: int = 106
-    decay_epochs: tuple = (40, 80)
-    base_learning_rate: float = 0.01
-    base_batch: int = 64
-    init_checkpoint: str = ""  # a 2-D model.keras from experiments/imagenet_resnet.py, inflated
-    synthetic_classes: int = 400
-    synthetic_examples: int = 64
-    model_dir: str = "/tmp/keras_gn_kinetics"
+    dataset: str = option("kinetics400", "TFDS data set, or 'synthetic'.")
+    frames: int = option(32, "Frames per clip (the paper: 32 or 64).", minimum=1)
+    sample_rate: int = option(2, "Stride between the sampled frames.", minimum=1)
+    clips_per_replica: int = option(8, "Clips per GPU (the paper: 8 or 4).", minimum=1)
+    eval_clips: int = option(10, "Clips per video at test time (10-clip testing).", minimum=1)
+    image_size: int = option(224, "Training and evaluation crop size, pixels.", minimum=1)
+    epochs: int = option(106, "Training epochs.", minimum=1)
+    decay_epochs: tuple = option((40, 80), "Epochs at which the learning rate is divided by 10.", item=float)
+    base_learning_rate: float = option(0.01, "Learning rate for a total batch of --base_batch, scaled linearly.")
+    base_batch: int = option(64, "The total batch of --base_learning_rate.", minimum=1)
+    init_checkpoint: str = option("", "A 2-D model.keras from experiments/imagenet_resnet.py to inflate.")
+    synthetic_classes: int = option(400, "Classes of --dataset=synthetic.", minimum=2)
+    synthetic_examples: int = option(64, "Training examples of --dataset=synthetic.", minimum=1)
+    model_dir: str = option(
+        "/tmp/keras_gn_kinetics", "Checkpoints, TensorBoard logs, results.json; restart with the same one to resume."
+    )
+    # Image-only settings: not flags of the video binary.
+    stem: str = option("imagenet", "", flag=False)
+    images_per_replica: int = option(32, "", flag=False)
+    data_format: str = option("channels_last", "", flag=False)
 
 
 class VideoTask(ImageTask):
     def per_replica_batch(self, config):
         return config.clips_per_replica
 
-    def dataset(self, config, info, training, batch_size, input_context, drop_remainder, repeat):
-        # Validation during training (repeat=True) uses the center clip only;
-        # the final evaluation (repeat=False) uses `eval_clips` clips per video.
-        clips = 1 if repeat else config.eval_clips
+    def dataset(self, config, *, info, mode, batch_size, input_context=None, drop_remainder=False):
+        # Training and the per-epoch validation use one (the center) clip;
+        # the final evaluation uses `eval_clips` clips per video.
+        training, repeat = _check_mode(mode)
+        clips = config.eval_clips if mode == "evaluate" else 1
         ds = video_dataset(
             config.dataset, info.train_split if training else info.eval_split, batch_size, training,
             frames=config.frames, sample_rate=config.sample_rate, crop_size=config.image_size, eval_clips=clips,
@@ -61,7 +69,7 @@ class VideoTask(ImageTask):
             ds = ds.map(lambda c, y: (c[:, 0], y))
         return ds
 
-    def model(self, config, info):
+    def model(self, config, *, info):
         model = i3d_resnet(
             depth=config.depth, norm=config.norm, num_classes=info.num_classes,
             input_shape=(config.frames, config.image_size, config.image_size, 3), width=config.width,
@@ -72,9 +80,12 @@ class VideoTask(ImageTask):
             print(f"Inflated {len(copied)} layers from {config.init_checkpoint}.", flush=True)
         return model
 
-    def evaluate(self, model, config, info, strategy, dataset_fn):
-        """10-clip testing: softmax averaged over `eval_clips` clips per video."""
-        ds = self.dataset(config, info, False, config.clips_per_replica * strategy.num_replicas_in_sync, None, False, False)
+    def evaluate(self, model, config, *, info, strategy, dataset_fn):
+        """10-clip testing: softmax averaged over `eval_clips` clips per video.
+        One pipeline over the whole global batch (the clips of a video stay
+        together); `model.predict` spreads it over the replicas."""
+        del info, strategy  # in dataset_fn; predict distributes
+        ds = dataset_fn(mode="evaluate")(tf.distribute.InputContext())
         if config.eval_steps:
             ds = ds.take(config.eval_steps)
         labels = np.concatenate([y.numpy() for _, y in ds])
