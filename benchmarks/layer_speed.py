@@ -193,10 +193,7 @@ def run(shapes, groups, repeats, log=print):
         torch_pair = _torch_contender(shape, groups)
         for mode_index, mode in enumerate(("forward", "forward+backward")):
             for xla in (True, False):
-                callables = {
-                    name: tf.function(pair[mode_index], jit_compile=xla)
-                    for name, pair in contenders.items()
-                }
+                callables = {name: tf.function(pair[mode_index], jit_compile=xla) for name, pair in contenders.items()}
                 if torch_pair is not None and xla:
                     callables["torch"] = torch_pair[mode_index]
                 medians = _median_ms(callables, repeats)
@@ -251,14 +248,15 @@ def markdown(rows, summary):
         "",
         "Median over the shapes:",
         "",
-        "| pass | XLA | keras_gn speed-up over keras | target | over the paper's snippet | keras_gn / floor | keras / floor |",
+        "| pass | XLA | keras_gn speed-up over keras | target | over the paper's snippet "
+        "| keras_gn / floor | keras / floor |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         target = TARGETS.get((s["mode"], s["xla"]))
         lines.append(
             f"| {s['mode']} | {'yes' if s['xla'] else 'no'} | {s['speedup_vs_keras']:.2f}x | "
-            f"{'>= %.2fx' % target if target else ''} | {s['speedup_vs_paper']:.2f}x | "
+            f"{f'>= {target:.2f}x' if target else ''} | {s['speedup_vs_paper']:.2f}x | "
             f"{s['keras_gn_over_floor']:.2f}x | {s['keras_over_floor']:.2f}x |"
         )
     return "\n".join(lines)
@@ -336,7 +334,9 @@ def export(folder, shapes, groups, resnet=True, log=print):
             for norm in ("gn", "bn"):
                 for policy in ("float32", "mixed_float16"):
                     _stablehlo(_resnet50_step(norm, policy), f"resnet50_{norm}_{policy}_train_step", folder, manifest)
-                    manifest[-1].update(contender=f"resnet50_{norm}", mode=f"train_step_{policy}", shape=[32, 224, 224, 3])
+                    manifest[-1].update(
+                        contender=f"resnet50_{norm}", mode=f"train_step_{policy}", shape=[32, 224, 224, 3]
+                    )
                     log(f"{manifest[-1]['file']} ({manifest[-1]['bytes'] // 1000} kB)")
     finally:
         ops.set_cpu_sums(None)
@@ -350,10 +350,17 @@ def main(argv):
     import tensorflow as tf
 
     if FLAGS.export_stablehlo:
-        export(FLAGS.export_stablehlo, benchmark_shapes(FLAGS.quick), FLAGS.groups, FLAGS.export_resnet,
-               log=lambda s: print(s, file=sys.stderr, flush=True))
-        print(f"StableHLO programs in {FLAGS.export_stablehlo}/; time them with "
-              f"python benchmarks/time_stablehlo.py {FLAGS.export_stablehlo}")
+        export(
+            FLAGS.export_stablehlo,
+            benchmark_shapes(FLAGS.quick),
+            FLAGS.groups,
+            FLAGS.export_resnet,
+            log=lambda s: print(s, file=sys.stderr, flush=True),
+        )
+        print(
+            f"StableHLO programs in {FLAGS.export_stablehlo}/; time them with "
+            f"python benchmarks/time_stablehlo.py {FLAGS.export_stablehlo}"
+        )
         return
     device = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0].name
 

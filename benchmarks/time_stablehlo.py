@@ -22,8 +22,16 @@ import time
 
 import numpy as np
 
-DTYPES = {"f32": np.float32, "f16": np.float16, "bf16": "bfloat16", "f64": np.float64, "i32": np.int32,
-          "i64": np.int64, "i1": np.bool_, "ui8": np.uint8}
+DTYPES = {
+    "f32": np.float32,
+    "f16": np.float16,
+    "bf16": "bfloat16",
+    "f64": np.float64,
+    "i32": np.int32,
+    "i64": np.int64,
+    "i1": np.bool_,
+    "ui8": np.uint8,
+}
 
 
 def parameter_types(text):
@@ -119,8 +127,10 @@ def main():
     for mode in sorted({e["mode"] for _, _, e in programs.values() if e["contender"].startswith("resnet50")}):
         step = {e["contender"]: medians[n] for n, (_, _, e) in programs.items() if e["mode"] == mode}
         if {"resnet50_gn", "resnet50_bn"} <= set(step):
-            print(f"ResNet-50 {mode}: GN {step['resnet50_gn']:.1f} ms, BN {step['resnet50_bn']:.1f} ms, "
-                  f"GN / BN {step['resnet50_gn'] / step['resnet50_bn']:.2f}")
+            print(
+                f"ResNet-50 {mode}: GN {step['resnet50_gn']:.1f} ms, BN {step['resnet50_bn']:.1f} ms, "
+                f"GN / BN {step['resnet50_gn'] / step['resnet50_bn']:.2f}"
+            )
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"device": str(device), "medians_ms": medians}, f, indent=1)

@@ -1,7 +1,7 @@
 r"""The paper's ImageNet-classification study (Tables 1-3, Figures 1 and 4) on a
 CPU, on the Fashion-MNIST subset bundled with keras_gn.
 
-    python -m experiments.batch_size_sweep                      # the default study (README), about 27 minutes on 2 cores
+    python -m experiments.batch_size_sweep                      # the default study (README), ~27 min on 2 cores
     python -m experiments.batch_size_sweep --quick              # every exhibit in a 2-minute smoke run
     python -m experiments.batch_size_sweep --exhibits=table2    # Figure 1 / Table 2 only
     python -m experiments.batch_size_sweep --full               # all of Fashion-MNIST, 5 seeds (hours)

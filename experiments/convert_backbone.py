@@ -26,8 +26,12 @@ def main(argv):
     del argv
     from keras_gn.detection.convert import write_backbone_checkpoint
 
-    path = write_backbone_checkpoint(FLAGS.keras_model, FLAGS.output, FLAGS.depth, FLAGS.norm, FLAGS.groups, FLAGS.input_size)
-    print(f"Wrote {path}; use it as --init_checkpoint of the FPN and C4 experiments (init_checkpoint_modules=backbone).")
+    path = write_backbone_checkpoint(
+        FLAGS.keras_model, FLAGS.output, FLAGS.depth, FLAGS.norm, FLAGS.groups, FLAGS.input_size
+    )
+    print(
+        f"Wrote {path}; use it as --init_checkpoint of the FPN and C4 experiments (init_checkpoint_modules=backbone)."
+    )
 
 
 if __name__ == "__main__":

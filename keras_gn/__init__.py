@@ -1,11 +1,10 @@
 """keras_gn: Group Normalization (Wu & He, ECCV 2018) for Keras 3 and TensorFlow.
 
-    from keras_gn import GroupNormalization
-    y = GroupNormalization(groups=32)(x)
+from keras_gn import GroupNormalization
+y = GroupNormalization(groups=32)(x)
 """
 
-from keras_gn import ops
-from keras_gn import models
+from keras_gn import models, ops
 from keras_gn.layers import GroupNormalization, instance_norm, layer_norm
 from keras_gn.norms import normalization
 from keras_gn.replace import replace_normalization

@@ -4,7 +4,14 @@ import keras
 
 from keras_gn import ops as gn_ops
 
-__all__ = ["GroupNormalization", "GroupNormArguments", "layer_norm", "instance_norm", "resolve_groups", "validate_arguments"]
+__all__ = [
+    "GroupNormalization",
+    "GroupNormArguments",
+    "layer_norm",
+    "instance_norm",
+    "resolve_groups",
+    "validate_arguments",
+]
 
 DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
 
@@ -23,8 +30,7 @@ def resolve_groups(channels, groups=None, group_size=None):
         gn_ops.check_groups(channels, 1)  # a defined channel count
         if channels % group_size or group_size > channels:
             raise ValueError(
-                f"group_size={group_size} does not divide the {channels} "
-                f"channels of the input into whole groups."
+                f"group_size={group_size} does not divide the {channels} channels of the input into whole groups."
             )
         return channels // group_size
     groups = DEFAULT_GROUPS if groups is None else groups
@@ -36,8 +42,7 @@ def validate_arguments(groups, group_size, axis, epsilon):
     """Raises at construction for arguments no input can make valid."""
     if groups is not None and group_size is not None:
         raise ValueError(
-            f"Give either groups or group_size, not both; got "
-            f"groups={groups} and group_size={group_size}."
+            f"Give either groups or group_size, not both; got groups={groups} and group_size={group_size}."
         )
     if groups is not None:
         _check_positive_int("groups", groups)
@@ -230,6 +235,7 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask
+
 
 def layer_norm(**kwargs):
     """Layer Normalization as GN with one group (`groups=1`): statistics over

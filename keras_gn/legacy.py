@@ -53,13 +53,23 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
         self.gamma = self.beta = None
         if self.scale:
             self.gamma = self.add_weight(
-                name="gamma", shape=(channels,), dtype=self.dtype, initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer, constraint=self.gamma_constraint, experimental_autocast=False,
+                name="gamma",
+                shape=(channels,),
+                dtype=self.dtype,
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                experimental_autocast=False,
             )
         if self.center:
             self.beta = self.add_weight(
-                name="beta", shape=(channels,), dtype=self.dtype, initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer, constraint=self.beta_constraint, experimental_autocast=False,
+                name="beta",
+                shape=(channels,),
+                dtype=self.dtype,
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                experimental_autocast=False,
             )
         super().build(input_shape)
 

@@ -24,6 +24,7 @@ __all__ = ["normalization", "NORMALIZATIONS"]
 # paper's (Caffe2/PyTorch) BN uses 0.9 and 1e-5.
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
 
+
 def _table(layers, group_norm):
     """name -> (layer class, its arguments), for one Keras's layers."""
     bn = layers.BatchNormalization
@@ -58,7 +59,9 @@ def _framework_table(framework):
     raise ValueError(f"framework must be 'keras' or 'tf_keras'; got {framework!r}.")
 
 
-def _make(cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, identity=keras.layers.Identity, **overrides):
+def _make(
+    cls, defaults, axis=-1, zero_init=False, regularizer=None, name=None, identity=keras.layers.Identity, **overrides
+):
     if cls is None:
         return identity(name=name, **{k: v for k, v in overrides.items() if k == "dtype"})
     kwargs = dict(defaults)

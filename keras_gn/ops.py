@@ -331,10 +331,7 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
     beta = tf.convert_to_tensor(beta)
     for name, param in (("gamma", gamma), ("beta", beta)):
         if param.shape.rank != 1 or param.shape[0] != channels:
-            raise ValueError(
-                f"{name} must have shape [{channels}] (one value per channel); "
-                f"got {param.shape}."
-            )
+            raise ValueError(f"{name} must have shape [{channels}] (one value per channel); got {param.shape}.")
     if channel_axis in (1, rank - 1):
         return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, float(epsilon))
     # Channels elsewhere: normalise them as channels_last.

@@ -28,8 +28,8 @@ import subprocess
 import sys
 
 import numpy as np
+from binaries import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16", "bfloat16")
 
 
@@ -123,10 +123,11 @@ def saved_and_loaded_in_a_fresh_process(K, make, x, tmp_path, env=None):
     # A tf_keras model with the twin needs keras_gn.legacy imported (its
     # registration), as a Keras 3 one needs keras_gn.
     keras_module, package = ("tf_keras", "keras_gn.legacy") if K.__name__ == "tf_keras" else ("keras", "keras_gn")
+    x_path, y_path = os.path.join(str(tmp_path), "x.npy"), os.path.join(str(tmp_path), "y.npy")
     script = (
         f"import numpy as np, {package}, {keras_module} as K\n"
         f"m = K.models.load_model({path!r})\n"
-        f"np.save({os.path.join(str(tmp_path), 'y.npy')!r}, np.asarray(m.predict(np.load({os.path.join(str(tmp_path), 'x.npy')!r}), verbose=0), np.float64))\n"
+        f"np.save({y_path!r}, np.asarray(m.predict(np.load({x_path!r}), verbose=0), np.float64))\n"
     )
     run_env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     done = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, timeout=300)
@@ -145,5 +146,11 @@ def predict_on_tf_data(K, make, x):
     )
 
 
-CHECKS = ("config_round_trip", "dtype_policies", "eager_matches_symbolic", "fit_step",
-          "saved_and_loaded_in_a_fresh_process", "predict_on_tf_data")
+CHECKS = (
+    "config_round_trip",
+    "dtype_policies",
+    "eager_matches_symbolic",
+    "fit_step",
+    "saved_and_loaded_in_a_fresh_process",
+    "predict_on_tf_data",
+)

@@ -45,8 +45,15 @@ CASES = {
         depth=50, norm="frozen_bn", framework="tf_keras", endpoints=True, include_top=False, decay_norms=False
     ),
     "resnet8_tf_keras_gn_endpoints": _resnet(
-        depth=8, width=8, norm="gn", groups=4, framework="tf_keras", endpoints=True, include_top=False,
-        input_shape=(32, 32, 3), stages=(1, 2),
+        depth=8,
+        width=8,
+        norm="gn",
+        groups=4,
+        framework="tf_keras",
+        endpoints=True,
+        include_top=False,
+        input_shape=(32, 32, 3),
+        stages=(1, 2),
     ),
     "res5_c4": _res5,
     "i3d50_gn": _i3d(depth=50, norm="gn", input_shape=(8, 64, 64, 3)),
@@ -69,7 +76,7 @@ def _output_sums(model):
 
 
 def describe(model, run=False):
-    weights = getattr(model, "weights")
+    weights = model.weights
     out = {
         "name": model.name,
         "layers": [layer.name for layer in model.layers],

@@ -1,8 +1,8 @@
 """One helper that checks every model the same way (config round trip,
 forward shape, predict on tf.data, mixed precision, save and load)."""
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 

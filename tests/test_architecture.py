@@ -6,10 +6,9 @@ small models the same outputs for the same weights. The expected values are
 
 import json
 
+import model_architectures as arch
 import numpy as np
 import pytest
-
-import model_architectures as arch
 
 with open(arch.PATH) as f:
     EXPECTED = json.load(f)

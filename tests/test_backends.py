@@ -6,8 +6,8 @@ import sys
 import textwrap
 
 import pytest
+from binaries import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCRIPT = textwrap.dedent(
@@ -19,7 +19,9 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     for shape, axis, groups in [((4, 16), -1, 4), ((2, 5, 5, 32), -1, 8), ((2, 32, 3, 3, 3), 1, 32)]:
         x = rng.normal(1.0, 2.0, size=shape).astype("float32")
-        layer = GroupNormalization(groups=groups, axis=axis, gamma_initializer="random_normal", beta_initializer="random_normal")
+        layer = GroupNormalization(
+            groups=groups, axis=axis, gamma_initializer="random_normal", beta_initializer="random_normal"
+        )
         y = keras.ops.convert_to_numpy(layer(x))
         gamma, beta = (keras.ops.convert_to_numpy(w) for w in (layer.gamma, layer.beta))
         np.testing.assert_allclose(y, reference.group_norm(x, gamma, beta, groups, axis), rtol=1e-4, atol=3e-5)
@@ -40,7 +42,11 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("backend", ["jax"])
 def test_layer_on_other_backend(backend):
     pytest.importorskip(backend)
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", SCRIPT.format(backend=backend)], capture_output=True, text=True, env=env, timeout=300)
+    env = dict(
+        os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")])
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(backend=backend)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"OK {backend}" in result.stdout

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from binaries import ROOT, env
 
 
@@ -16,13 +15,26 @@ def test_export_then_time_with_jax_alone(tmp_path):
     pytest.importorskip("jax")
     folder = tmp_path / "hlo"
     export = subprocess.run(
-        [sys.executable, "-m", "benchmarks.layer_speed", "--quick", f"--export_stablehlo={folder}", "--noexport_resnet"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.layer_speed",
+            "--quick",
+            f"--export_stablehlo={folder}",
+            "--noexport_resnet",
+        ],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert export.returncode == 0, export.stderr[-3000:]
     manifest = json.loads((folder / "manifest.json").read_text())
     contenders = {(e["contender"], e["mode"]) for e in manifest}
-    assert contenders == {(c, m) for c in ("keras_gn", "keras", "paper", "floor") for m in ("forward", "forward_backward")}
+    assert contenders == {
+        (c, m) for c in ("keras_gn", "keras", "paper", "floor") for m in ("forward", "forward_backward")
+    }
     for entry in manifest:
         text = (folder / entry["file"]).read_text()
         assert "func.func @main(" in text or "func.func public @main(" in text
@@ -35,9 +47,18 @@ def test_export_then_time_with_jax_alone(tmp_path):
     (blocker / "tensorflow.py").write_text("raise ImportError('TensorFlow is not needed to time StableHLO')\n")
     timer_env = dict(env(), PYTHONPATH=str(blocker))
     timed = subprocess.run(
-        [sys.executable, os.path.join("benchmarks", "time_stablehlo.py"), str(folder), "--repeats=2",
-         f"--output={tmp_path / 'times.json'}"],
-        cwd=ROOT, env=timer_env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join("benchmarks", "time_stablehlo.py"),
+            str(folder),
+            "--repeats=2",
+            f"--output={tmp_path / 'times.json'}",
+        ],
+        cwd=ROOT,
+        env=timer_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert timed.returncode == 0, timed.stderr[-3000:]
     assert "ratios to keras_gn" in timed.stdout and "[2, 14, 14, 64] forward_backward: keras" in timed.stdout

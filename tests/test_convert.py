@@ -1,8 +1,8 @@
 """Keras 3 ImageNet checkpoint -> tf_keras backbone: the same features."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 pytest.importorskip("tf_keras")
 
@@ -16,7 +16,11 @@ def test_converted_backbone_gives_the_same_features(norm, tmp_path):
     original = resnet(num_classes=10, **kw)
     rng = np.random.default_rng(0)
     for w in original.weights:  # trained-looking statistics and scales
-        w.assign(rng.uniform(0.5, 1.5, w.shape) if ("gamma" in w.path or "variance" in w.path) else w.numpy() + rng.normal(0, 0.01, w.shape))
+        w.assign(
+            rng.uniform(0.5, 1.5, w.shape)
+            if ("gamma" in w.path or "variance" in w.path)
+            else w.numpy() + rng.normal(0, 0.01, w.shape)
+        )
     path = tmp_path / "model.keras"
     original.save(path)  # what experiments/imagenet_resnet.py writes
 

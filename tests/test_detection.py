@@ -13,7 +13,6 @@ from keras_gn.detection import configs  # noqa: E402
 from keras_gn.detection.task import count_layers as _count  # noqa: E402
 from keras_gn.legacy import GroupNormalization  # noqa: E402
 
-
 # experiment -> GN layers in backbone, FPN, RPN, box head, mask head; BN layers in the backbone; BN in the heads
 EXPECTED = {
     "maskrcnn_r50fpn_frozenbn_coco": ((0, 0, 0, 0, 0), 53, 0),
@@ -39,8 +38,13 @@ def test_registered_experiment_builds_with_the_paper_normalization(built):
     name, config, model = built
     (backbone, fpn, rpn, box, mask), bn, head_bn = EXPECTED[name]
     gn = GroupNormalization
-    assert (_count(model.backbone, gn), _count(model.decoder, gn), _count(model.rpn_head, gn),
-            _count(model.detection_head, gn), _count(model.mask_head, gn)) == (backbone, fpn, rpn, box, mask)
+    assert (
+        _count(model.backbone, gn),
+        _count(model.decoder, gn),
+        _count(model.rpn_head, gn),
+        _count(model.detection_head, gn),
+        _count(model.mask_head, gn),
+    ) == (backbone, fpn, rpn, box, mask)
     bn_layers = [l for l in model.backbone.layers if isinstance(l, tf_keras.layers.BatchNormalization)]
     assert len(bn_layers) == bn
     # The heads hold no BatchNormalization (GN or none), but C4's res5 with frozen BN.
@@ -82,7 +86,11 @@ def test_weight_decay_reaches_kernels_but_not_gamma_or_beta(built):
     _, config, model = built
     wd = config.task.losses.l2_weight_decay
     assert wd == 1e-4
-    norms = [l for l in model._flatten_layers(include_self=False) if isinstance(l, (GroupNormalization, tf_keras.layers.BatchNormalization))]
+    norms = [
+        l
+        for l in model._flatten_layers(include_self=False)
+        if isinstance(l, (GroupNormalization, tf_keras.layers.BatchNormalization))
+    ]
     for layer in norms:
         assert layer.losses == [], layer.name
         assert getattr(layer, "gamma_regularizer", None) is None and getattr(layer, "beta_regularizer", None) is None
@@ -112,7 +120,9 @@ def test_imagenet_checkpoint_initialises_the_detector_backbone(experiment, tmp_p
     for w in imagenet.weights:
         w.assign(w.numpy() + rng.normal(0, 0.1, w.shape))
     imagenet.save(tmp_path / "model.keras")  # as experiments/imagenet_resnet.py writes it
-    prefix = write_backbone_checkpoint(str(tmp_path / "model.keras"), str(tmp_path / "backbone" / "ckpt"), input_size=128)
+    prefix = write_backbone_checkpoint(
+        str(tmp_path / "model.keras"), str(tmp_path / "backbone" / "ckpt"), input_size=128
+    )
 
     config = exp_factory.get_exp_config(experiment)
     config.task.model.input_size = [128, 128, 3]
@@ -129,31 +139,60 @@ def test_imagenet_checkpoint_initialises_the_detector_backbone(experiment, tmp_p
             np.testing.assert_array_equal(a, np.asarray(b), err_msg=name)
 
 
-@pytest.mark.parametrize("experiment", ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_frozenbn_coco", "maskrcnn_r50c4_gn_coco"])
+@pytest.mark.large
+@pytest.mark.parametrize(
+    "experiment", ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_frozenbn_coco", "maskrcnn_r50c4_gn_coco"]
+)
 def test_binary_train_and_eval_on_generated_shapes(experiment, tmp_path):
     import json
     import subprocess
     import sys
 
     from binaries import ROOT, env
+
     from keras_gn.detection.shapes import make_shapes_coco
 
     data = make_shapes_coco(str(tmp_path / "shapes"), train_images=12, val_images=4, size=128)
     annotations = json.loads(open(data["val_annotations"]).read())
     assert len(annotations["images"]) == 4 and annotations["annotations"][0]["segmentation"]
-    override = ",".join([
-        "task.model.input_size=[128,128,3]", "task.model.num_classes=4", "task.model.backbone.keras_gn_resnet.model_id=14",
-        "task.train_data.global_batch_size=2", "task.validation_data.global_batch_size=2", "trainer.train_steps=2",
-        "trainer.validation_steps=2", "trainer.steps_per_loop=2", "trainer.summary_interval=2",
-        "trainer.checkpoint_interval=2", "trainer.validation_interval=2", "trainer.optimizer_config.warmup.linear.warmup_steps=1",
-    ])
+    override = ",".join(
+        [
+            "task.model.input_size=[128,128,3]",
+            "task.model.num_classes=4",
+            "task.model.backbone.keras_gn_resnet.model_id=14",
+            "task.train_data.global_batch_size=2",
+            "task.validation_data.global_batch_size=2",
+            "trainer.train_steps=2",
+            "trainer.validation_steps=2",
+            "trainer.steps_per_loop=2",
+            "trainer.summary_interval=2",
+            "trainer.checkpoint_interval=2",
+            "trainer.validation_interval=2",
+            "trainer.optimizer_config.warmup.linear.warmup_steps=1",
+        ]
+    )
     model_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.coco_mask_rcnn", f"--experiment={experiment}", "--mode=train_and_eval",
-         "--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", f"--data_dir={tmp_path / 'shapes'}",
-         f"--annotation_file={data['val_annotations']}", "--init_checkpoint=", f"--model_dir={model_dir}",
-         f"--params_override={override}"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "experiments.coco_mask_rcnn",
+            f"--experiment={experiment}",
+            "--mode=train_and_eval",
+            "--strategy=mirrored",
+            "--num_gpus=2",
+            "--cpu_devices=2",
+            f"--data_dir={tmp_path / 'shapes'}",
+            f"--annotation_file={data['val_annotations']}",
+            "--init_checkpoint=",
+            f"--model_dir={model_dir}",
+            f"--params_override={override}",
+        ],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = json.loads((model_dir / "results.json").read_text())
@@ -174,7 +213,9 @@ def test_single_level_anchors_follow_the_model_gardens_layout():
     # C4's 32-512 at stride 16: square anchors of those sides around the first centre (8, 8).
     c4 = single_level_anchors([32, 64, 128, 256, 512], [1.0], (128, 128), 4)["4"].numpy()
     np.testing.assert_allclose(c4[0, 0].reshape(5, 4)[:, 2] - c4[0, 0].reshape(5, 4)[:, 0], [32, 64, 128, 256, 512])
-    np.testing.assert_allclose(c4[0, 0].reshape(5, 4)[:, :2], -np.array([[16, 16], [32, 32], [64, 64], [128, 128], [256, 256]]) + 8)
+    np.testing.assert_allclose(
+        c4[0, 0].reshape(5, 4)[:, :2], -np.array([[16, 16], [32, 32], [64, 64], [128, 128], [256, 256]]) + 8
+    )
 
 
 def test_c4_input_pipeline_carries_its_anchors_and_rpn_targets(tmp_path):

@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
+import harness
 import numpy as np
 import pytest
-
-import harness
 
 
 def _gn_layer(dtype=None):

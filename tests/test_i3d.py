@@ -2,16 +2,16 @@
 
 import sys
 
+import keras
 import numpy as np
 import pytest
-import keras
-
 from binaries import kill_and_resume
+from model_checks import check_model
+
 from keras_gn import GroupNormalization
+from keras_gn.data import DatasetInfo
 from keras_gn.models import i3d_resnet, inflate, resnet
 from keras_gn.train.video import VideoConfig, VideoTask
-from keras_gn.data import DatasetInfo
-from model_checks import check_model
 
 
 def test_resnet50_i3d_structure():
@@ -31,7 +31,9 @@ def test_resnet50_i3d_structure():
 
 @pytest.mark.parametrize("padding", ["zeros", "edge"])
 def test_small_i3d_model_checks(padding, tmp_path):
-    build = lambda: i3d_resnet(8, norm="gn", width=32, input_shape=(8, 32, 32, 3), num_classes=5, temporal_padding=padding)
+    build = lambda: i3d_resnet(
+        8, norm="gn", width=32, input_shape=(8, 32, 32, 3), num_classes=5, temporal_padding=padding
+    )
     check_model(build, (8, 32, 32, 3), (5,), tmp_path)
 
 
@@ -52,18 +54,34 @@ def test_inflated_model_on_identical_frames_gives_the_2d_features(norm, tmp_path
     clip = np.repeat(x[:, None], 8, axis=1)
     np.testing.assert_allclose(video(clip).numpy(), two_d(x).numpy(), rtol=1e-4, atol=1e-5)
     # The inflated kernels are the 2-D ones repeated over time and divided by t.
-    k2, k3 = two_d.get_layer("stage1_block1_conv1").kernel.numpy(), video.get_layer("stage1_block1_conv1").kernel.numpy()
+    k2, k3 = (
+        two_d.get_layer("stage1_block1_conv1").kernel.numpy(),
+        video.get_layer("stage1_block1_conv1").kernel.numpy(),
+    )
     np.testing.assert_allclose(k3, np.repeat(k2[None], 3, axis=0) / 3, rtol=1e-6)
 
 
 def test_inflate_rejects_a_different_architecture():
     with pytest.raises(ValueError, match="no layer|do not fit"):
-        inflate(resnet(8, norm="gn", width=32, input_shape=(32, 32, 3)), i3d_resnet(14, norm="gn", width=32, input_shape=(4, 32, 32, 3)))
+        inflate(
+            resnet(8, norm="gn", width=32, input_shape=(32, 32, 3)),
+            i3d_resnet(14, norm="gn", width=32, input_shape=(4, 32, 32, 3)),
+        )
 
 
 def test_ten_clip_testing_averages_softmax_over_clips():
-    config = VideoConfig(dataset="synthetic", depth=8, width=8, groups=4, frames=2, image_size=16,
-                         clips_per_replica=2, eval_clips=3, synthetic_classes=4, synthetic_examples=16)
+    config = VideoConfig(
+        dataset="synthetic",
+        depth=8,
+        width=8,
+        groups=4,
+        frames=2,
+        image_size=16,
+        clips_per_replica=2,
+        eval_clips=3,
+        synthetic_classes=4,
+        synthetic_examples=16,
+    )
     task = VideoTask()
     info = DatasetInfo(4, 3, 16, 6)
     model = task.model(config, info=info)
@@ -85,13 +103,29 @@ def test_ten_clip_testing_averages_softmax_over_clips():
     np.testing.assert_allclose(got["eval_loss"], -np.mean(np.log(probs[np.arange(6), labels])), rtol=1e-4)
 
 
+@pytest.mark.large
 def test_binary_trains_under_mirrored_and_resumes(tmp_path):
     model_dir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "experiments.kinetics_i3d", "--dataset=synthetic", "--depth=8", "--width=8",
-        "--groups=4", "--frames=4", "--image_size=16", "--synthetic_classes=5", "--synthetic_examples=32",
-        "--clips_per_replica=2", "--eval_clips=2", "--epochs=6", "--strategy=mirrored", "--num_gpus=2",
-        "--cpu_devices=2", "--nojit_compile", f"--model_dir={model_dir}",
+        sys.executable,
+        "-m",
+        "experiments.kinetics_i3d",
+        "--dataset=synthetic",
+        "--depth=8",
+        "--width=8",
+        "--groups=4",
+        "--frames=4",
+        "--image_size=16",
+        "--synthetic_classes=5",
+        "--synthetic_examples=32",
+        "--clips_per_replica=2",
+        "--eval_clips=2",
+        "--epochs=6",
+        "--strategy=mirrored",
+        "--num_gpus=2",
+        "--cpu_devices=2",
+        "--nojit_compile",
+        f"--model_dir={model_dir}",
     ]
     # 2 replicas x 2 clips = 4 per step; 32 clips -> 8 steps per epoch.
     _, _, results = kill_and_resume(command, model_dir, epochs=6, steps_per_epoch=8)

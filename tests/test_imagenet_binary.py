@@ -1,7 +1,6 @@
 """experiments/imagenet_resnet.py end to end, resume after a kill, the TPU
 error, and the TFDS input path on tfds.testing.mock_data."""
 
-import os
 import subprocess
 import sys
 import time
@@ -9,14 +8,25 @@ import time
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from binaries import ROOT, kill_and_resume
+from binaries import env as _env
 
-from binaries import ROOT, env as _env, kill_and_resume
 from keras_gn.train import TrainConfig, learning_rate_schedule, train
 
 SMOKE = [
-    "--dataset=synthetic", "--depth=8", "--width=8", "--groups=4", "--stem=small", "--image_size=16",
-    "--synthetic_classes=4", "--synthetic_examples=128", "--images_per_replica=4",
-    "--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", "--nojit_compile",
+    "--dataset=synthetic",
+    "--depth=8",
+    "--width=8",
+    "--groups=4",
+    "--stem=small",
+    "--image_size=16",
+    "--synthetic_classes=4",
+    "--synthetic_examples=128",
+    "--images_per_replica=4",
+    "--strategy=mirrored",
+    "--num_gpus=2",
+    "--cpu_devices=2",
+    "--nojit_compile",
 ]
 
 
@@ -24,6 +34,7 @@ def _command(model_dir, *extra):
     return [sys.executable, "-m", "experiments.imagenet_resnet", *SMOKE, f"--model_dir={model_dir}", *extra]
 
 
+@pytest.mark.large
 def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     model_dir = tmp_path / "run"
     # 2 replicas x 4 images = 8 per step; 128 examples -> 16 steps per epoch.
@@ -42,7 +53,11 @@ def test_tpu_without_tpu_fails_fast_with_a_clear_message(tmp_path):
     start = time.time()
     result = subprocess.run(
         [sys.executable, "-m", "experiments.imagenet_resnet", "--strategy=tpu", f"--model_dir={tmp_path}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "--strategy=tpu: no TPU found. Pass --tpu=" in result.stderr
@@ -54,15 +69,28 @@ def test_learning_rate_schedule_follows_the_paper():
     paper = (config.base_learning_rate, config.base_batch, config.decay_epochs)
     schedule = learning_rate_schedule(*paper, global_batch=8 * 32, steps_per_epoch=100)
     lr = lambda step: float(schedule(step))
-    np.testing.assert_allclose([lr(0), lr(2999), lr(3001), lr(6001), lr(9001)], [0.1, 0.1, 0.01, 0.001, 0.0001], rtol=1e-6)
+    np.testing.assert_allclose(
+        [lr(0), lr(2999), lr(3001), lr(6001), lr(9001)], [0.1, 0.1, 0.01, 0.001, 0.0001], rtol=1e-6
+    )
     schedule = learning_rate_schedule(*paper, global_batch=8 * 2, steps_per_epoch=100)
     np.testing.assert_allclose(float(schedule(0)), 0.1 * 16 / 256, rtol=1e-6)
 
 
 def test_tfds_pipeline_on_mock_imagenet(tmp_path):
     config = TrainConfig(
-        dataset="imagenet2012", depth=8, width=8, groups=4, stem="small", image_size=32, images_per_replica=4,
-        epochs=1, steps_per_epoch=2, eval_steps=2, model_dir=str(tmp_path), jit_compile=False, verbose=0,
+        dataset="imagenet2012",
+        depth=8,
+        width=8,
+        groups=4,
+        stem="small",
+        image_size=32,
+        images_per_replica=4,
+        epochs=1,
+        steps_per_epoch=2,
+        eval_steps=2,
+        model_dir=str(tmp_path),
+        jit_compile=False,
+        verbose=0,
     )
     with tfds.testing.mock_data(num_examples=8):
         results = train(config)

@@ -1,11 +1,11 @@
 """The Keras 3 layer: numbers, batch independence, LN/IN, mixed precision, errors."""
 
+import keras
 import numpy as np
 import pytest
-import keras
+import reference
 import tensorflow as tf
 
-import reference
 from keras_gn import GroupNormalization, instance_norm, layer_norm
 
 
@@ -74,7 +74,9 @@ def test_groups_one_is_layer_norm():
 def test_group_size_one_is_instance_norm():
     x = np.random.default_rng(5).normal(size=(3, 5, 5, 12)).astype(np.float32)
     np.testing.assert_allclose(instance_norm()(x).numpy(), reference.instance_norm(x), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(GroupNormalization(groups=12)(x).numpy(), reference.instance_norm(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        GroupNormalization(groups=12)(x).numpy(), reference.instance_norm(x), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -102,7 +104,13 @@ def test_mixed_precision_model_trains():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = keras.Sequential(
-            [keras.Input((8, 8, 3)), keras.layers.Conv2D(16, 3), GroupNormalization(groups=4), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, dtype="float32")]
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Conv2D(16, 3),
+                GroupNormalization(groups=4),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(2, dtype="float32"),
+            ]
         )
         assert model.layers[1].compute_dtype == "float16"
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

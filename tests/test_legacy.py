@@ -7,18 +7,29 @@ import tensorflow as tf
 tf_keras = pytest.importorskip("tf_keras")
 
 import reference  # noqa: E402
+
 import keras_gn  # noqa: E402
 from keras_gn.legacy import GroupNormalization  # noqa: E402
 
 
-@pytest.mark.parametrize("shape,kwargs", [((4, 64), {}), ((2, 6, 6, 64), {"groups": 8}), ((2, 64, 5, 5), {"axis": 1}), ((2, 3, 4, 4, 32), {"group_size": 4})])
+@pytest.mark.parametrize(
+    "shape,kwargs",
+    [
+        ((4, 64), {}),
+        ((2, 6, 6, 64), {"groups": 8}),
+        ((2, 64, 5, 5), {"axis": 1}),
+        ((2, 3, 4, 4, 32), {"group_size": 4}),
+    ],
+)
 def test_same_numbers_as_reference_and_keras3_layer(shape, kwargs):
     x = np.random.default_rng(0).normal(1.0, 2.0, size=shape).astype(np.float32)
     legacy = GroupNormalization(gamma_initializer="random_normal", beta_initializer="random_normal", **kwargs)
     y = legacy(x).numpy()
     gamma, beta = legacy.gamma.numpy(), legacy.beta.numpy()
     groups = legacy.num_groups
-    np.testing.assert_allclose(y, reference.group_norm(x, gamma, beta, groups, kwargs.get("axis", -1)), rtol=1e-4, atol=3e-5)
+    np.testing.assert_allclose(
+        y, reference.group_norm(x, gamma, beta, groups, kwargs.get("axis", -1)), rtol=1e-4, atol=3e-5
+    )
     twin = keras_gn.GroupNormalization(**kwargs)
     twin.build(shape)
     twin.set_weights([gamma, beta])
@@ -40,8 +51,13 @@ def test_gradients_flow_to_gamma_and_beta():
 
 def test_model_saves_loads_and_trains(tmp_path):
     model = tf_keras.Sequential(
-        [tf_keras.Input((6, 6, 3)), tf_keras.layers.Conv2D(16, 3), GroupNormalization(groups=4, epsilon=1e-4),
-         tf_keras.layers.GlobalAveragePooling2D(), tf_keras.layers.Dense(2)]
+        [
+            tf_keras.Input((6, 6, 3)),
+            tf_keras.layers.Conv2D(16, 3),
+            GroupNormalization(groups=4, epsilon=1e-4),
+            tf_keras.layers.GlobalAveragePooling2D(),
+            tf_keras.layers.Dense(2),
+        ]
     )
     model.compile(optimizer="sgd", loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(2).normal(size=(4, 6, 6, 3)).astype(np.float32)

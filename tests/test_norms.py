@@ -1,10 +1,9 @@
 """The normalization factory, inside a small ResNet."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
-import keras_gn
 from keras_gn import GroupNormalization, normalization
 from keras_gn.models import resnet
 
@@ -18,7 +17,11 @@ def _small(norm, **kwargs):
 @pytest.mark.parametrize("name", NAMES)
 def test_each_name_builds_trains_and_serializes(name, tmp_path):
     model = _small(name)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
     kernel = model.get_layer("stem_conv").kernel  # block-inner convs get no gradient at step 1 (gamma = 0)
     before = kernel.numpy().copy()
@@ -69,7 +72,9 @@ def test_custom_class_and_callable():
 
 
 def test_unknown_name_lists_known_ones():
-    with pytest.raises(ValueError, match="Unknown normalization 'batchnorm'; known: bn, syncbn, frozen_bn, brn, gn, ln, in, none"):
+    with pytest.raises(
+        ValueError, match="Unknown normalization 'batchnorm'; known: bn, syncbn, frozen_bn, brn, gn, ln, in, none"
+    ):
         normalization("batchnorm")
     with pytest.raises(TypeError, match="norm must be a name"):
         normalization(3)
@@ -116,8 +121,13 @@ def test_per_norm_arguments_reach_only_their_family():
 def test_tf_keras_layer_class_as_norm():
     tf_keras = pytest.importorskip("tf_keras")
     model = resnet(
-        8, norm=tf_keras.layers.LayerNormalization, framework="tf_keras", width=8, stem="small",
-        input_shape=(8, 8, 3), num_classes=2,
+        8,
+        norm=tf_keras.layers.LayerNormalization,
+        framework="tf_keras",
+        width=8,
+        stem="small",
+        input_shape=(8, 8, 3),
+        num_classes=2,
     )
     norm3 = model.get_layer("stage1_block1_norm3")
     assert isinstance(norm3, tf_keras.layers.LayerNormalization)

@@ -7,17 +7,24 @@ import os
 import re
 
 import pytest
+from binaries import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLAB = os.path.join(ROOT, "colab")
 NOTEBOOKS = ["01_group_norm_quickstart", "02_batch_size_study", "03_mask_rcnn_gn"]
 # What each executed notebook must have printed (a cell that ran to its end).
 EXPECTED_OUTPUT = {
     "01_group_norm_quickstart": [r"GroupNormalization: 0 -> 53", r"same predictions: True", r"\| forward \| yes \|"],
-    "02_batch_size_study": [r"\[\d+/\d+\] .*min left", r"GN − BN", r"Table 3: a middle number of groups .*: (holds|does not hold)",
-                            r"Figure 4: GN's final training error at or below BN's: (holds|does not hold)"],
-    "03_mask_rcnn_gn": [r"'backbone': 17, 'decoder': 8, 'rpn_head': 0, 'detection_head': 4, 'mask_head': 4",
-                        r"box AP \d\.\d{4}, mask AP \d\.\d{4}", r"detections per image: \[\d+, \d+, \d+, \d+\]"],
+    "02_batch_size_study": [
+        r"\[\d+/\d+\] .*min left",
+        r"GN − BN",
+        r"Table 3: a middle number of groups .*: (holds|does not hold)",
+        r"Figure 4: GN's final training error at or below BN's: (holds|does not hold)",
+    ],
+    "03_mask_rcnn_gn": [
+        r"'backbone': 17, 'decoder': 8, 'rpn_head': 0, 'detection_head': 4, 'mask_head': 4",
+        r"box AP \d\.\d{4}, mask AP \d\.\d{4}",
+        r"detections per image: \[\d+, \d+, \d+, \d+\]",
+    ],
 }
 
 PLOTS = {"01_group_norm_quickstart": 2, "02_batch_size_study": 4, "03_mask_rcnn_gn": 1}
@@ -44,10 +51,11 @@ def test_notebook_is_committed_clean_and_paired(name):
     badge = re.search(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/colab/([\w.]+)", first)
     assert badge and badge.group(2) == f"{name}.ipynb", "the Open-in-Colab badge must open this notebook"
     install = _text(notebook.cells[1])
-    assert f'REPO_URL = "https://github.com/{badge.group(1)}"' in install and "find_spec(\"keras_gn\") is None" in install
+    assert f'REPO_URL = "https://github.com/{badge.group(1)}"' in install and 'find_spec("keras_gn") is None' in install
     assert "parameters" in notebook.cells[2].metadata.get("tags", [])
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, tmp_path):
     papermill = pytest.importorskip("papermill")
@@ -56,8 +64,13 @@ def test_notebook_executes(name, tmp_path):
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         papermill.execute_notebook(
-            os.path.join(COLAB, f"{name}.ipynb"), str(output), parameters={"SMALL": True},
-            kernel_name="python3", cwd=str(tmp_path), progress_bar=False, execution_timeout=900,
+            os.path.join(COLAB, f"{name}.ipynb"),
+            str(output),
+            parameters={"SMALL": True},
+            kernel_name="python3",
+            cwd=str(tmp_path),
+            progress_bar=False,
+            execution_timeout=900,
         )
     finally:
         if env_before is None:
@@ -66,8 +79,12 @@ def test_notebook_executes(name, tmp_path):
             os.environ["MPLBACKEND"] = env_before
     cells = json.loads(output.read_text())["cells"]
     printed = "\n".join(
-        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
-        for c in cells if c["cell_type"] == "code" for o in c["outputs"]
+        "".join(o.get("text", ""))
+        + "".join(o.get("data", {}).get("text/plain", ""))
+        + "".join(o.get("data", {}).get("text/markdown", ""))
+        for c in cells
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
     )
     for pattern in EXPECTED_OUTPUT[name]:
         assert re.search(pattern, printed), f"{name}: no output matching {pattern!r}"

@@ -8,9 +8,9 @@ import json
 import keras
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
 
-import reference
 from keras_gn import GroupNormalization, ops
 
 tf_keras = pytest.importorskip("tf_keras")
@@ -211,4 +211,6 @@ def test_channels_on_a_middle_axis_as_keras_layer():
         y = np.asarray(legacy.GroupNormalization(groups=4, axis=axis)(x))
         np.testing.assert_allclose(y, reference.group_norm(x, None, None, 4, axis), rtol=1e-4, atol=3e-5)
     keras_layer = keras.layers.GroupNormalization(groups=4, axis=2, epsilon=1e-5)
-    np.testing.assert_allclose(np.asarray(GroupNormalization(groups=4, axis=2)(x)), np.asarray(keras_layer(x)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(GroupNormalization(groups=4, axis=2)(x)), np.asarray(keras_layer(x)), atol=1e-5
+    )

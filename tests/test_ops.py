@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
 
-import reference
 from keras_gn import ops
 
 # (shape, axis, groups): ranks 2-5, channels_last and channels_first, G from 1 to C.

@@ -1,8 +1,8 @@
 """replace_normalization: BatchNormalization -> GroupNormalization in Keras models."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from keras_gn import GroupNormalization, replace_normalization
 
@@ -20,7 +20,9 @@ def test_resnet50_swap_runs_a_training_step():
     assert _count(model, GroupNormalization) == n_bn
     assert all(layer.num_groups == 32 for layer in model.layers if isinstance(layer, GroupNormalization))
     # The other layers keep their weights; the original is untouched.
-    np.testing.assert_array_equal(model.get_layer("conv1_conv").kernel.numpy(), original.get_layer("conv1_conv").kernel.numpy())
+    np.testing.assert_array_equal(
+        model.get_layer("conv1_conv").kernel.numpy(), original.get_layer("conv1_conv").kernel.numpy()
+    )
     assert isinstance(original.get_layer("conv1_bn"), keras.layers.BatchNormalization)
 
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", jit_compile=False)
@@ -40,7 +42,11 @@ def test_plain_clone_model_swap_works():
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(h))
     swapped = keras.models.clone_model(
         model,
-        clone_function=lambda l: GroupNormalization(axis=l.axis) if isinstance(l, keras.layers.BatchNormalization) else l.__class__.from_config(l.get_config()),
+        clone_function=lambda l: (
+            GroupNormalization(axis=l.axis)
+            if isinstance(l, keras.layers.BatchNormalization)
+            else l.__class__.from_config(l.get_config())
+        ),
     )
     assert swapped(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 32)
 

@@ -1,13 +1,13 @@
 """The ResNet builder."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
+from model_checks import check_model
 
 from keras_gn import GroupNormalization
 from keras_gn.models import resnet, resnet50, resnet101
-from model_checks import check_model
 
 
 def _trainable(model):

@@ -5,13 +5,12 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
+from binaries import ROOT
 
 from keras_gn import GroupNormalization
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _model():
@@ -50,8 +49,8 @@ def test_save_and_load_in_fresh_process(tmp_path):
         import numpy as np, keras
         import keras_gn  # registers the layer
         model = keras.models.load_model({str(path)!r})
-        y = model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)
-        np.testing.assert_array_equal(y, np.load({str(tmp_path / 'y.npy')!r}))
+        y = model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0)
+        np.testing.assert_array_equal(y, np.load({str(tmp_path / "y.npy")!r}))
         assert type(model.layers[1]).__name__ == "GroupNormalization", model.layers[1]
         print("RELOADED", model.layers[1].num_groups, model.layers[3].num_groups)
         """

@@ -10,10 +10,9 @@ import textwrap
 
 import pytest
 import tensorflow as tf
+from binaries import ROOT
 
 from keras_gn.train import make_strategy
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_auto_falls_back_to_the_cpu_without_tpu_or_gpu(monkeypatch):
@@ -48,9 +47,12 @@ STUDY = textwrap.dedent(
 )
 
 
+@pytest.mark.large
 def test_study_under_two_replicas_uses_the_global_batch(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", STUDY, str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", STUDY, str(tmp_path)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     assert [r["norm"] for r in results] == ["bn", "gn"]

@@ -11,11 +11,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from binaries import ROOT, env
+
 from keras_gn.train import study
 
-TINY = dict(train_examples=96, eval_examples=32, epochs=1, depth=8, width=8, groups=4, seeds=1, jit_compile=False, workers=1)
+TINY = dict(
+    train_examples=96, eval_examples=32, epochs=1, depth=8, width=8, groups=4, seeds=1, jit_compile=False, workers=1
+)
 
 
 def _config(**overrides):
@@ -48,7 +50,9 @@ def test_learning_rate_scales_linearly_and_drops_at_30_60_90_percent(batch):
     # (Keras's PiecewiseConstantDecay: the next value from the step after a boundary.)
     assert float(lr(0)) == pytest.approx(peak) and float(lr(boundaries[0])) == pytest.approx(peak)
     assert float(lr(boundaries[0] + 1)) == pytest.approx(peak / 10)
-    assert float(lr(boundaries[2] + 1)) == pytest.approx(peak / 1000) and float(lr(total - 1)) == pytest.approx(peak / 1000)
+    assert float(lr(boundaries[2] + 1)) == pytest.approx(peak / 1000) and float(lr(total - 1)) == pytest.approx(
+        peak / 1000
+    )
 
 
 def test_learning_rate_follows_the_global_batch_under_replicas():
@@ -108,9 +112,16 @@ def _result(norm, batch, seed, val, train=None, groups=None, group_size=None, ep
     curve = list(np.linspace(val + 0.3, val, epochs))
     train = val - 0.02 if train is None else train
     return {
-        "norm": norm, "images_per_replica": batch, "seed": seed, "groups": groups, "group_size": group_size,
-        "val_error": val, "train_error": train, "val_error_per_epoch": curve,
-        "train_error_per_epoch": list(np.linspace(train + 0.3, train, epochs)), "wall_seconds": 1.0,
+        "norm": norm,
+        "images_per_replica": batch,
+        "seed": seed,
+        "groups": groups,
+        "group_size": group_size,
+        "val_error": val,
+        "train_error": train,
+        "val_error_per_epoch": curve,
+        "train_error_per_epoch": list(np.linspace(train + 0.3, train, epochs)),
+        "wall_seconds": 1.0,
         "optimizer_steps": 10,
     }
 
@@ -230,7 +241,11 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick")
     result = subprocess.run(
         [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
@@ -245,8 +260,16 @@ def test_quick_run_fills_every_exhibit(quick_run):
         str((r.norm, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
     )
     for r in runs:
-        assert {"norm", "images_per_replica", "groups", "seed", "train_error_per_epoch", "val_error_per_epoch",
-                "val_error", "wall_seconds"} <= set(r)
+        assert {
+            "norm",
+            "images_per_replica",
+            "groups",
+            "seed",
+            "train_error_per_epoch",
+            "val_error_per_epoch",
+            "val_error",
+            "wall_seconds",
+        } <= set(r)
         assert len(r["val_error_per_epoch"]) == config.epochs
     report = (out / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
@@ -266,7 +289,11 @@ def test_quick_run_started_again_trains_nothing(quick_run):
     before = (out / "results.json").read_text()
     result = subprocess.run(
         [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     n = len(json.loads(before))
@@ -277,7 +304,11 @@ def test_quick_run_started_again_trains_nothing(quick_run):
 def test_bad_flag_is_one_line_before_training(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "experiments.batch_size_sweep", "--table3_groups=1,7", f"--output_dir={tmp_path}/x"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0 and "do not divide every layer's channels" in result.stderr
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "x")
@@ -291,7 +322,10 @@ def test_killed_study_leaves_no_worker_behind(tmp_path):
 
     study_process = subprocess.Popen(
         [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", "--workers=2", f"--output_dir={tmp_path}"],
-        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     parent = psutil.Process(study_process.pid)
     deadline = time.time() + 120

@@ -36,8 +36,8 @@ def load_arrays(dataset, train_examples, eval_examples, data_dir=None):
             f"asked for {train_examples} and {eval_examples} (--train_examples, --eval_examples)."
         )
     rng = np.random.default_rng(1234)
-    train_index = rng.permutation(len(x_train))[: train_examples]
-    eval_index = rng.permutation(len(x_eval))[: eval_examples]
+    train_index = rng.permutation(len(x_train))[:train_examples]
+    eval_index = rng.permutation(len(x_eval))[:eval_examples]
     x_train, y_train = x_train[train_index], y_train[train_index]
     x_eval, y_eval = x_eval[eval_index], y_eval[eval_index]
     mean, std = float(x_train.mean()), float(x_train.std())
@@ -45,4 +45,9 @@ def load_arrays(dataset, train_examples, eval_examples, data_dir=None):
     def standardise(x):
         return ((x.astype(np.float32) - mean) / std).astype(np.float32)
 
-    return (standardise(x_train), y_train.astype(np.int64)), (standardise(x_eval), y_eval.astype(np.int64)), num_classes, source
+    return (
+        (standardise(x_train), y_train.astype(np.int64)),
+        (standardise(x_eval), y_eval.astype(np.int64)),
+        num_classes,
+        source,
+    )

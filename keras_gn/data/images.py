@@ -43,7 +43,9 @@ def dataset_info(name, data_dir=None, synthetic_examples=1024, synthetic_classes
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # noqa: BLE001 - turn TFDS's many errors into one clear message
-        raise ValueError(f"TFDS has no data set {name!r} ({error}); use e.g. imagenet2012, cifar10 or synthetic.") from None
+        raise ValueError(
+            f"TFDS has no data set {name!r} ({error}); use e.g. imagenet2012, cifar10 or synthetic."
+        ) from None
     info = builder.info
     if "image" not in info.features or "label" not in info.features:
         raise ValueError(f"{name!r} is not an image-classification data set (needs 'image' and 'label' features).")

@@ -77,7 +77,10 @@ def video_dataset(
 
         def make(index):
             label = index % num_classes
-            noise = tf.random.stateless_normal([clips, frames, crop_size, crop_size, 3], seed=[(seed or 0) + int(not training), tf.cast(index, tf.int32)])
+            noise = tf.random.stateless_normal(
+                [clips, frames, crop_size, crop_size, 3],
+                seed=[(seed or 0) + int(not training), tf.cast(index, tf.int32)],
+            )
             clip = noise + tf.cast(label, tf.float32) / num_classes
             return (clip[0] if training else clip), label
 
@@ -91,7 +94,10 @@ def video_dataset(
         from keras_gn.data.images import load_tfds
 
         ds = load_tfds(
-            name, split, data_dir, shuffle_files=training,
+            name,
+            split,
+            data_dir,
+            shuffle_files=training,
             read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed),
         )
 

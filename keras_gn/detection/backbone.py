@@ -72,8 +72,13 @@ def build_fpn(input_specs, model_config, l2_regularizer=None):
 
     def conv(x, kernel, name):
         return tf_keras.layers.Conv2D(
-            cfg.num_filters, kernel, padding="same", use_bias=False, kernel_regularizer=l2_regularizer,
-            kernel_initializer=tf_keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"), name=name,
+            cfg.num_filters,
+            kernel,
+            padding="same",
+            use_bias=False,
+            kernel_regularizer=l2_regularizer,
+            kernel_initializer=tf_keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"),
+            name=name,
         )(x)
 
     laterals = {

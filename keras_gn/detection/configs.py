@@ -16,7 +16,6 @@ Detectron resizes to 800 on the short side and at most 1333 on the long one.
 """
 
 import dataclasses
-from typing import List
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
@@ -24,7 +23,17 @@ from official.modeling import hyperparams, optimization
 from official.vision.configs import backbones, decoders
 from official.vision.configs import maskrcnn as maskrcnn_cfg
 
-__all__ = ["GNResNet", "GNFPN", "Backbone", "Decoder", "MaskRCNN", "MaskRCNNTask", "EXPERIMENTS", "experiment", "experiment_c4"]
+__all__ = [
+    "GNResNet",
+    "GNFPN",
+    "Backbone",
+    "Decoder",
+    "MaskRCNN",
+    "MaskRCNNTask",
+    "EXPERIMENTS",
+    "experiment",
+    "experiment_c4",
+]
 
 
 @dataclasses.dataclass
@@ -61,7 +70,7 @@ class MaskRCNN(maskrcnn_cfg.MaskRCNN):
     heads: str = "fpn"  # "fpn": 4conv1fc box and 4conv mask heads; "c4": res5 heads (see experiment_c4)
     # Anchor sizes in pixels at the single level min_level == max_level, one
     # per anchor.num_scales (C4: 32-512); empty: the Model Garden's anchors.
-    anchor_sizes: List[float] = dataclasses.field(default_factory=list)
+    anchor_sizes: list[float] = dataclasses.field(default_factory=list)
     head_norm: str = "gn"  # in the box (4conv1fc) and mask (4conv) heads: gn or none
     head_groups: int = 32
     rpn_norm: str = "none"  # Detectron's RPN head has no normalization
@@ -77,7 +86,10 @@ def _schedule(steps, boundaries, batch=8):
     return optimization.OptimizationConfig(
         {
             "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-            "learning_rate": {"type": "stepwise", "stepwise": {"boundaries": boundaries, "values": [lr, lr / 10, lr / 100]}},
+            "learning_rate": {
+                "type": "stepwise",
+                "stepwise": {"boundaries": boundaries, "values": [lr, lr / 10, lr / 100]},
+            },
             "warmup": {"type": "linear", "linear": {"warmup_steps": 1000, "warmup_learning_rate": lr / 3}},
         }
     ), steps
@@ -107,7 +119,10 @@ def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", sche
             num_classes=91,
             input_size=[1024, 1024, 3],
             include_mask=True,
-            backbone=Backbone(type="keras_gn_resnet", keras_gn_resnet=GNResNet(model_id=depth, norm=backbone_norm, freeze_at=0 if scratch else 2)),
+            backbone=Backbone(
+                type="keras_gn_resnet",
+                keras_gn_resnet=GNResNet(model_id=depth, norm=backbone_norm, freeze_at=0 if scratch else 2),
+            ),
             decoder=Decoder(type="keras_gn_fpn", keras_gn_fpn=GNFPN(norm=fpn_norm)),
             head_norm=head_norm,
         ),

@@ -53,6 +53,10 @@ def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024):
     from keras_gn.models.resnet import resnet
 
     return resnet(
-        depth=depth, norm=norm, input_shape=(input_size, input_size, 3), framework="tf_keras", endpoints=True,
+        depth=depth,
+        norm=norm,
+        input_shape=(input_size, input_size, 3),
+        framework="tf_keras",
+        endpoints=True,
         groups=groups,
     )

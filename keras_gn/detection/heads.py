@@ -25,7 +25,14 @@ HEAD_NORMS = ("gn", "none")
 
 
 class _SwapNorms:
-    """Mixin: `norm`/`groups` arguments, config round trip, and the factory."""
+    """Mixin: `norm`/`groups` arguments, config round trip, and the factory.
+
+    The heads below replace, after the Model Garden's `build`, the lists of
+    normalization layers that build made (`_norms`, `_conv_norms`,
+    `_fc_norms`, `_deconv_bn`): private attributes of
+    `official.vision.modeling.heads` that the `tf-models-official==2.20.*`
+    pin keeps stable (tests/test_detection.py counts the layers each head
+    ends with, so a release that renames them fails there, not silently)."""
 
     def __init__(self, norm="gn", groups=32, **kwargs):
         if norm not in HEAD_NORMS:
@@ -59,7 +66,9 @@ class RPNHead(_SwapNorms, dense_prediction_heads.RPNHead):
 class DetectionHead(_SwapNorms, instance_heads.DetectionHead):
     def build(self, input_shape):
         super().build(input_shape)
-        self._conv_norms = [self._norm(f"detection-conv-{self._head_norm[0]}_{i}") for i in range(len(self._conv_norms))]
+        self._conv_norms = [
+            self._norm(f"detection-conv-{self._head_norm[0]}_{i}") for i in range(len(self._conv_norms))
+        ]
         self._fc_norms = [self._identity(f"detection-fc-identity_{i}") for i in range(len(self._fc_norms))]
 
 
@@ -82,8 +91,15 @@ def res5(depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_
     from keras_gn.models.resnet import resnet
 
     return resnet(
-        depth=depth, norm=norm, include_top=False, input_shape=(crop_size, crop_size, in_channels), stages=(4,),
-        weight_decay=weight_decay, decay_norms=False, framework="tf_keras", name=name,
+        depth=depth,
+        norm=norm,
+        include_top=False,
+        input_shape=(crop_size, crop_size, in_channels),
+        stages=(4,),
+        weight_decay=weight_decay,
+        decay_norms=False,
+        framework="tf_keras",
+        name=name,
         groups=groups,
     )
 
@@ -107,11 +123,26 @@ class C4DetectionHead(DetectionHead):
     ResNet-50 and -101 alike). `res5` is built here and shared with the mask
     head (`C4MaskHead(res5=box_head.res5)`), as in the original design."""
 
-    def __init__(self, depth=50, backbone_norm="gn", backbone_groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, **kwargs):
+    def __init__(
+        self,
+        depth=50,
+        backbone_norm="gn",
+        backbone_groups=32,
+        crop_size=14,
+        in_channels=1024,
+        weight_decay=0.0,
+        **kwargs,
+    ):
         kwargs.update(num_convs=0, num_fcs=0)
         super().__init__(**kwargs)
-        self._c4 = dict(depth=depth, backbone_norm=backbone_norm, backbone_groups=backbone_groups, crop_size=crop_size,
-                        in_channels=in_channels, weight_decay=weight_decay)
+        self._c4 = dict(
+            depth=depth,
+            backbone_norm=backbone_norm,
+            backbone_groups=backbone_groups,
+            crop_size=crop_size,
+            in_channels=in_channels,
+            weight_decay=weight_decay,
+        )
         self.res5 = res5(depth, backbone_norm, backbone_groups, crop_size, in_channels, weight_decay)
 
     def call(self, inputs, training=None):

@@ -50,12 +50,22 @@ def run(params, mode, model_dir, strategy):
         task = task_factory.get_task(params.task, logging_dir=model_dir)
     # run_post_eval: the Model Garden returns the metrics only then.
     _, logs = train_lib.run_experiment(
-        distribution_strategy=strategy, task=task, mode=mode, params=params, model_dir=model_dir, run_post_eval="eval" in mode
+        distribution_strategy=strategy,
+        task=task,
+        mode=mode,
+        params=params,
+        model_dir=model_dir,
+        run_post_eval="eval" in mode,
     )
-    metrics = {k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))}
+    metrics = {
+        k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))
+    }
     with open(os.path.join(model_dir, "results.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     if metrics:
-        print(f"box AP {metrics.get('AP', float('nan')):.4f}, mask AP {metrics.get('mask_AP', float('nan')):.4f}; "
-              f"all metrics in {model_dir}/results.json", flush=True)
+        print(
+            f"box AP {metrics.get('AP', float('nan')):.4f}, mask AP {metrics.get('mask_AP', float('nan')):.4f}; "
+            f"all metrics in {model_dir}/results.json",
+            flush=True,
+        )
     return metrics

@@ -53,8 +53,13 @@ def _split(directory, name, count, size, rng, start_id):
             area = 0.5 * abs(sum(xs[j] * ys[j - 1] - xs[j - 1] * ys[j] for j in range(len(xs))))
             annotations.append(
                 {
-                    "id": len(annotations) + start_id * 10, "image_id": image_id, "category_id": kind,
-                    "bbox": box, "area": area, "iscrowd": 0, "segmentation": [[c for p in points for c in p]],
+                    "id": len(annotations) + start_id * 10,
+                    "image_id": image_id,
+                    "category_id": kind,
+                    "bbox": box,
+                    "area": area,
+                    "iscrowd": 0,
+                    "segmentation": [[c for p in points for c in p]],
                 }
             )
         file_name = f"{image_id:06d}.png"
@@ -75,11 +80,18 @@ def make_shapes_coco(directory, train_images=24, val_images=8, size=128, seed=0)
         # The Model Garden's converter, run as its documented command line.
         subprocess.run(
             [
-                sys.executable, "-m", "official.vision.data.create_coco_tf_record", f"--image_dir={folder}",
-                f"--object_annotations_file={annotations}", f"--output_file_prefix={os.path.join(directory, name)}",
-                "--num_shards=1", "--include_masks",
+                sys.executable,
+                "-m",
+                "official.vision.data.create_coco_tf_record",
+                f"--image_dir={folder}",
+                f"--object_annotations_file={annotations}",
+                f"--output_file_prefix={os.path.join(directory, name)}",
+                "--num_shards=1",
+                "--include_masks",
             ],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         out[name] = os.path.join(directory, f"{name}-00000-of-00001.tfrecord")
         out[f"{name}_annotations"] = annotations

@@ -26,6 +26,8 @@ def count_layers(obj, cls):
         return 0
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListWrapper":
         return sum(count_layers(o, cls) for o in obj)
+    # tf_keras's private layer walk (no public one reaches nested heads);
+    # stable under the tf-models-official==2.20.* / tf-keras~=2.20 pins.
     return sum(isinstance(layer, cls) for layer in obj._flatten_layers(include_self=False))
 
 
@@ -37,7 +39,11 @@ def with_heads(model, norm, groups, rpn_norm="none"):
     swap = lambda cls, head, norm=norm: cls(norm=norm, groups=groups, **head.get_config())
     parts["rpn_head"] = swap(heads.RPNHead, parts["rpn_head"], rpn_norm)
     box = parts["detection_head"]  # a list for cascades
-    parts["detection_head"] = [swap(heads.DetectionHead, h) for h in box] if isinstance(box, (list, tuple)) else swap(heads.DetectionHead, box)
+    parts["detection_head"] = (
+        [swap(heads.DetectionHead, h) for h in box]
+        if isinstance(box, (list, tuple))
+        else swap(heads.DetectionHead, box)
+    )
     if parts.get("mask_head") is not None:
         parts["mask_head"] = swap(heads.MaskHead, parts["mask_head"])
     return maskrcnn_model.MaskRCNNModel(**parts)
@@ -54,11 +60,18 @@ def with_c4_heads(model, model_config, weight_decay=0.0):
     box = parts["detection_head"]
     if isinstance(box, (list, tuple)):
         raise ValueError("C4 heads support one box head, not a cascade.")
-    parts["rpn_head"] = heads.RPNHead(norm=model_config.rpn_norm, groups=model_config.head_groups, **parts["rpn_head"].get_config())
+    parts["rpn_head"] = heads.RPNHead(
+        norm=model_config.rpn_norm, groups=model_config.head_groups, **parts["rpn_head"].get_config()
+    )
     box_head = heads.C4DetectionHead(
-        depth=backbone.model_id, backbone_norm=backbone.norm, backbone_groups=backbone.groups,
-        crop_size=model_config.roi_aligner.crop_size, in_channels=int(model.backbone.output_specs["4"][-1]),
-        weight_decay=weight_decay, norm="none", **box.get_config(),
+        depth=backbone.model_id,
+        backbone_norm=backbone.norm,
+        backbone_groups=backbone.groups,
+        crop_size=model_config.roi_aligner.crop_size,
+        in_channels=int(model.backbone.output_specs["4"][-1]),
+        weight_decay=weight_decay,
+        norm="none",
+        **box.get_config(),
     )
     parts["detection_head"] = box_head
     if parts.get("mask_head") is not None:
@@ -132,7 +145,8 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         if model.min_level != model.max_level or len(model.anchor_sizes) != model.anchor.num_scales:
             raise ValueError(
                 f"anchor_sizes works on one level with one size per scale: got min_level={model.min_level}, "
-                f"max_level={model.max_level}, {len(model.anchor_sizes)} sizes and anchor.num_scales={model.anchor.num_scales}."
+                f"max_level={model.max_level}, {len(model.anchor_sizes)} sizes and "
+                f"anchor.num_scales={model.anchor.num_scales}."
             )
 
     def build_inputs(self, params, input_context=None, dataset_fn=None):
@@ -146,10 +160,15 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         if not model.anchor_sizes:
             return dataset
         self._check_anchor_sizes()
-        anchors = single_level_anchors(model.anchor_sizes, model.anchor.aspect_ratios, model.input_size[:2], model.min_level)
+        anchors = single_level_anchors(
+            model.anchor_sizes, model.anchor.aspect_ratios, model.input_size[:2], model.min_level
+        )
         parser = params.parser
         labeler = anchor.RpnAnchorLabeler(
-            parser.rpn_match_threshold, parser.rpn_unmatched_threshold, parser.rpn_batch_size_per_im, parser.rpn_fg_fraction
+            parser.rpn_match_threshold,
+            parser.rpn_unmatched_threshold,
+            parser.rpn_batch_size_per_im,
+            parser.rpn_fg_fraction,
         )
 
         def label(boxes_and_classes):

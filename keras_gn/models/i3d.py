@@ -20,8 +20,8 @@ GN 73.0 at 32 frames and 8 clips per GPU) and its layer names follow
 it by name (`inflate`).
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 from keras_gn.models.blocks import apply_norm, stage
 from keras_gn.models.resnet import STAGE_SIZES, conv_initializer, logits, norm_name
@@ -110,8 +110,14 @@ def i3d_resnet(
     stage_sizes = STAGE_SIZES[depth]
     for index, (blocks, inflated) in enumerate(zip(stage_sizes, _temporal_kernels(depth, stage_sizes)), start=1):
         x = stage(
-            x, index, blocks, width * 2 ** (index - 1), strides=(1, 1, 1) if index == 1 else (1, 2, 2),
-            conv=conv, norm=norm_layer, layers=keras.layers,
+            x,
+            index,
+            blocks,
+            width * 2 ** (index - 1),
+            strides=(1, 1, 1) if index == 1 else (1, 2, 2),
+            conv=conv,
+            norm=norm_layer,
+            layers=keras.layers,
             kernels=lambda block, inflated=inflated: ((3 if inflated[block] else 1, 1, 1), (1, 3, 3), (1, 1, 1)),
         )
         if index == 1:
@@ -129,11 +135,20 @@ def _conv3d(temporal_padding, reg, layer_args):
         if edge:
             x = EdgePadding((kernel[0] - 1) // 2, name=f"{name}_edge_pad", **layer_args)(x)
         x = keras.layers.Conv3D(
-            filters, kernel, strides=strides, padding="same", use_bias=False,
-            kernel_initializer=conv_initializer(), kernel_regularizer=reg, name=name, **layer_args,
+            filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=conv_initializer(),
+            kernel_regularizer=reg,
+            name=name,
+            **layer_args,
         )(x)
         if edge:
-            x = keras.layers.Cropping3D((((kernel[0] - 1) // 2,) * 2, (0, 0), (0, 0)), name=f"{name}_crop", **layer_args)(x)
+            x = keras.layers.Cropping3D(
+                (((kernel[0] - 1) // 2,) * 2, (0, 0), (0, 0)), name=f"{name}_crop", **layer_args
+            )(x)
         return x
 
     return conv

@@ -116,8 +116,14 @@ def resnet(
     levels = {}
     for index in [s for s in stages if s <= len(STAGE_SIZES[depth])]:  # depths 8 and 11 have 2 and 3 stages
         x = stage(
-            x, index, STAGE_SIZES[depth][index - 1], width * 2 ** (index - 1), strides=1 if index == 1 else 2,
-            conv=conv, norm=norm_layer, layers=K.layers,
+            x,
+            index,
+            STAGE_SIZES[depth][index - 1],
+            width * 2 ** (index - 1),
+            strides=1 if index == 1 else 2,
+            conv=conv,
+            norm=norm_layer,
+            layers=K.layers,
         )
         levels[str(index + 1)] = x
     outputs = x
@@ -177,7 +183,7 @@ def _conv2d(K, data_format, reg, layer_args):
 
 
 def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args):
-    """"imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv."""
+    """ "imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv."""
     x = conv(x, width, 7 if stem == "imagenet" else 3, 2 if stem == "imagenet" else 1, "stem_conv")
     x = K.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
     if stem == "imagenet":

@@ -35,7 +35,9 @@ def copy_by_name(source, target, transform=None, skip=()):
             weights = transform(layer, weights)
         expected = [tuple(w.shape) for w in layer.get_weights()]
         if expected != [tuple(w.shape) for w in weights]:
-            raise ValueError(f"Layer {layer.name!r}: source weights {[w.shape for w in weights]} do not fit {expected}.")
+            raise ValueError(
+                f"Layer {layer.name!r}: source weights {[w.shape for w in weights]} do not fit {expected}."
+            )
         layer.set_weights(weights)
         copied.append(layer.name)
     return copied

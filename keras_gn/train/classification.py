@@ -43,7 +43,9 @@ class TrainConfig:
     groups: int = option(32, "Groups G for --norm=gn (the paper's best: 32).", minimum=1)
     depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
     width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
-    stem: str = option("imagenet", "7x7/2 + max pool, or one 3x3/1 conv for small images.", choices=("imagenet", "small"))
+    stem: str = option(
+        "imagenet", "7x7/2 + max pool, or one 3x3/1 conv for small images.", choices=("imagenet", "small")
+    )
     images_per_replica: int = option(
         32, "Images per GPU/TPU core: the paper's 'batch per GPU' (32, 16, 8, 4, 2).", minimum=1
     )
@@ -64,9 +66,7 @@ class TrainConfig:
     model_dir: str = option(
         "/tmp/keras_gn_imagenet", "Checkpoints, TensorBoard logs, results.json; restart with the same one to resume."
     )
-    mixed_precision: str = option(
-        "auto", "auto: bfloat16 on TPU, float16 on GPU, none on CPU.", choices=PRECISIONS
-    )
+    mixed_precision: str = option("auto", "auto: bfloat16 on TPU, float16 on GPU, none on CPU.", choices=PRECISIONS)
     jit_compile: bool = option(True, "XLA-compile the training step.")
     steps_per_execution: int = option(1, "Training steps per tf.function call (use > 1 on TPU).", minimum=1)
     seed: int = option(0, "Random seed.")
@@ -272,8 +272,7 @@ def _plan(config, strategy, task):
     steps_per_epoch = config.steps_per_epoch or (info.train_examples and info.train_examples // global_batch)
     if not steps_per_epoch:
         raise ValueError(
-            f"The size of {config.dataset!r}'s train split is unknown; give --steps_per_epoch "
-            f"(and --eval_steps)."
+            f"The size of {config.dataset!r}'s train split is unknown; give --steps_per_epoch (and --eval_steps)."
         )
     eval_steps = config.eval_steps or (info.eval_examples and math.ceil(info.eval_examples / global_batch))
     # The last partial batch is dropped on a TPU, whose shapes must be static.
@@ -283,7 +282,11 @@ def _plan(config, strategy, task):
         def fn(input_context):
             batch = input_context.get_per_replica_batch_size(global_batch)
             return task.dataset(
-                config, info=info, mode=mode, batch_size=batch, input_context=input_context,
+                config,
+                info=info,
+                mode=mode,
+                batch_size=batch,
+                input_context=input_context,
                 drop_remainder=drop_remainder,
             )
 

@@ -111,7 +111,10 @@ def define_runtime_flags(flag_values=flags.FLAGS):
     from keras_gn.train.strategy import STRATEGIES
 
     flags.DEFINE_enum(
-        "strategy", "default", list(STRATEGIES), "tf.distribute strategy (auto: TPU, else all GPUs, else the CPU).",
+        "strategy",
+        "default",
+        list(STRATEGIES),
+        "tf.distribute strategy (auto: TPU, else all GPUs, else the CPU).",
         flag_values=flag_values,
     )
     flags.DEFINE_integer("num_gpus", 1, "Replicas for --strategy=mirrored / one_device.", flag_values=flag_values)
@@ -119,7 +122,9 @@ def define_runtime_flags(flag_values=flags.FLAGS):
         "tpu", "", "TPU name or grpc:// address for TPUClusterResolver ('local' on a TPU VM).", flag_values=flag_values
     )
     flags.DEFINE_integer(
-        "cpu_devices", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored without GPUs).",
+        "cpu_devices",
+        0,
+        "Split the CPU into this many logical devices (to run --strategy=mirrored without GPUs).",
         flag_values=flag_values,
     )
 

@@ -64,13 +64,16 @@ class StudyConfig:
     `protocol()`; a results folder holds runs of one protocol."""
 
     exhibits: tuple = option(
-        EXHIBITS, f"Exhibits to run: {', '.join(EXHIBITS)} (table1 includes Figure 4, table2 Figure 1).",
+        EXHIBITS,
+        f"Exhibits to run: {', '.join(EXHIBITS)} (table1 includes Figure 4, table2 Figure 1).",
         choices=EXHIBITS,
     )
     norms: tuple = option(
         ("bn", "gn"), "Table 2's normalizations (keras_gn.normalization names: bn, gn, ln, in, brn, syncbn)."
     )
-    images_per_replica: tuple = option((32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics.", minimum=1)
+    images_per_replica: tuple = option(
+        (32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics.", minimum=1
+    )
     table3_groups: tuple = option(
         (1, 2, 4, 8, 16), "Table 3: numbers of groups G (1 is LN); each must divide every layer's channels.", minimum=1
     )
@@ -91,12 +94,16 @@ class StudyConfig:
     width: int = option(16, "ResNet width (64 in ResNet-50).", minimum=1)
     stem: str = option("imagenet", "imagenet: 7x7/2 + pool/2; small: 3x3/1.", choices=("imagenet", "small"))
     groups: int = option(8, "GN's number of groups outside Table 3.", minimum=1)
-    base_learning_rate: float = option(0.1, "Learning rate at --base_batch images; scaled linearly with the global batch.")
+    base_learning_rate: float = option(
+        0.1, "Learning rate at --base_batch images; scaled linearly with the global batch."
+    )
     base_batch: int = option(32, "Batch of --base_learning_rate.", minimum=1)
     momentum: float = option(0.9, "SGD momentum.")
     weight_decay: float = option(1e-4, "Weight decay on every weight, gamma and beta included.", minimum=0)
     jit_compile: bool = option(True, "XLA-compile the training step.")
-    workers: int = option(0, "Runs trained at once, each in its own process (0: one per CPU core, at most 4).", minimum=0)
+    workers: int = option(
+        0, "Runs trained at once, each in its own process (0: one per CPU core, at most 4).", minimum=0
+    )
     output_dir: str = option("classification_study", "Where report.md, the plots and results.json go.")
 
     def __post_init__(self):
@@ -108,8 +115,16 @@ class StudyConfig:
 
     def protocol(self):
         """The fields every run of a results folder must share."""
-        skip = {"exhibits", "norms", "images_per_replica", "table3_groups", "table3_group_sizes", "seeds", "output_dir",
-                "workers"}
+        skip = {
+            "exhibits",
+            "norms",
+            "images_per_replica",
+            "table3_groups",
+            "table3_group_sizes",
+            "seeds",
+            "output_dir",
+            "workers",
+        }
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
 
@@ -163,6 +178,7 @@ def plan(config):
     """The runs of the configured exhibits, each once, in the order they are
     trained (seed by seed, so a partial study has every cell early)."""
     _validate(config)
+
     def cell(norm, batch):
         return (_gn(config) if norm == "gn" else (norm, None, None)) + (batch,)
 
@@ -490,7 +506,10 @@ def _fmt(stat):
 def _table2(results, config):
     batches = sorted({r["images_per_replica"] for r in results if r["norm"] == "bn"}, reverse=True)
     table = {
-        norm: {b: _cell(results, lambda r: _is(r, norm, config) and r["images_per_replica"] == b) for b in batches}
+        norm: {
+            b: _cell(results, lambda r, norm=norm, b=b: _is(r, norm, config) and r["images_per_replica"] == b)
+            for b in batches
+        }
         for norm in ("bn", "gn")
     }
     return table, batches
@@ -500,7 +519,7 @@ def _table1(results, config, key="val_error"):
     """Each Table 1 method at 32 images: its validation (or, with
     key="train_error", final training) error over seeds."""
     return {
-        norm: _cell(results, lambda r: _is(r, norm, config) and r["images_per_replica"] == LARGE_BATCH, key)
+        norm: _cell(results, lambda r, norm=norm: _is(r, norm, config) and r["images_per_replica"] == LARGE_BATCH, key)
         for norm in TABLE1_NORMS
     }
 
@@ -546,25 +565,51 @@ def claims(results, config):
             spread = max(gn.values()) - min(gn.values())
             out.append(("Table 2", "GN − BN at 32 images within +1.5 points", gap <= 1.5, f"GN − BN = {gap:+.2f}"))
             out.append(
-                ("Table 2", "BN's error rises as the batch falls from 16 to 2", rising,
-                 " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2)))
+                (
+                    "Table 2",
+                    "BN's error rises as the batch falls from 16 to 2",
+                    rising,
+                    " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2)),
+                )
             )
-            out.append(("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points"))
-            out.append(("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points"))
+            out.append(
+                ("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points")
+            )
+            out.append(
+                ("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points")
+            )
         else:
             out.append(("Table 2", "needs BN and GN at 32, 16, 8, 4 and 2 images", None, ""))
     if "table1" in config.exhibits:
         t1 = {n: _mean(s) for n, s in _table1(results, config).items()}
         if None not in t1.values():
-            out.append(("Table 1", "BN and GN within 1.5 points at 32 images", abs(t1["bn"] - t1["gn"]) <= 1.5,
-                        f"GN − BN = {t1['gn'] - t1['bn']:+.2f}"))
+            out.append(
+                (
+                    "Table 1",
+                    "BN and GN within 1.5 points at 32 images",
+                    abs(t1["bn"] - t1["gn"]) <= 1.5,
+                    f"GN − BN = {t1['gn'] - t1['bn']:+.2f}",
+                )
+            )
             best, worst = max(t1["bn"], t1["gn"]), min(t1["ln"], t1["in"])
-            out.append(("Table 1", "BN and GN both better than LN and IN", best < worst,
-                        ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS)))
+            out.append(
+                (
+                    "Table 1",
+                    "BN and GN both better than LN and IN",
+                    best < worst,
+                    ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS),
+                )
+            )
             out.append(("Table 1", "IN the worst of the four", t1["in"] == max(t1.values()), f"IN {t1['in']:.2f}"))
             train = {n: _mean(s) for n, s in _table1(results, config, key="train_error").items()}
-            out.append(("Figure 4", "GN's final training error at or below BN's", train["gn"] <= train["bn"],
-                        f"GN {train['gn']:.2f}, BN {train['bn']:.2f}"))
+            out.append(
+                (
+                    "Figure 4",
+                    "GN's final training error at or below BN's",
+                    train["gn"] <= train["bn"],
+                    f"GN {train['gn']:.2f}, BN {train['bn']:.2f}",
+                )
+            )
         else:
             out.append(("Table 1", "needs BN, LN, IN and GN at 32 images", None, ""))
     if "table3" in config.exhibits:
@@ -574,8 +619,14 @@ def claims(results, config):
         middle.update({f"{c} channels per group": _mean(s) for c, s in by_size.items() if c != 1 and s})
         if ln is not None and inst is not None and middle:
             name, best = min(middle.items(), key=lambda kv: kv[1])
-            out.append(("Table 3", "a middle number of groups beats both G = 1 (LN) and 1 channel per group (IN)",
-                        best < min(ln, inst), f"best middle: {name} {best:.2f}; LN {ln:.2f}, IN {inst:.2f}"))
+            out.append(
+                (
+                    "Table 3",
+                    "a middle number of groups beats both G = 1 (LN) and 1 channel per group (IN)",
+                    best < min(ln, inst),
+                    f"best middle: {name} {best:.2f}; LN {ln:.2f}, IN {inst:.2f}",
+                )
+            )
         else:
             out.append(("Table 3", "needs G = 1 and 1 channel per group", None, ""))
     return out
@@ -594,41 +645,69 @@ def report_markdown(results, config):
         f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), {config.epochs} epochs at every batch, "
         f"lr {config.base_learning_rate} × global batch / {config.base_batch}, ÷10 at 30/60/90% of training, "
         f"weight decay {config.weight_decay} on every weight, GN with G = {config.groups}; "
-        f"validation error (%), mean ± standard deviation over {len(seeds)} seed{'s' * (len(seeds) != 1)}; {_replicas(results)}. "
+        f"validation error (%), mean ± standard deviation over {len(seeds)} seed{'s' * (len(seeds) != 1)}; "
+        f"{_replicas(results)}. "
         f"The paper: ResNet-50 on ImageNet, 8 GPUs.",
         "",
     ]
     if "table2" in config.exhibits:
         table, batches = _table2(results, config)
-        lines += ["## Table 2 / Figure 1: error against images per replica", "",
-                  "| images per replica | " + " | ".join(map(str, batches)) + " |", "|---|" + "---|" * len(batches)]
+        lines += [
+            "## Table 2 / Figure 1: error against images per replica",
+            "",
+            "| images per replica | " + " | ".join(map(str, batches)) + " |",
+            "|---|" + "---|" * len(batches),
+        ]
         for norm in ("bn", "gn"):
             lines.append(f"| {paper.LABELS[norm]} | " + " | ".join(_fmt(table[norm][b]) for b in batches) + " |")
-        diff = [f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else "" for b in batches]
+        diff = [
+            f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else ""
+            for b in batches
+        ]
         lines.append("| GN − BN | " + " | ".join(diff) + " |")
         for norm in ("bn", "gn"):
-            lines.append(f"| paper {paper.LABELS[norm]} | " + " | ".join(str(paper.TABLE_2[norm].get(b, "")) for b in batches) + " |")
+            lines.append(
+                f"| paper {paper.LABELS[norm]} | "
+                + " | ".join(str(paper.TABLE_2[norm].get(b, "")) for b in batches)
+                + " |"
+            )
         lines += ["", "![Figure 1](figure1.png)", ""]
     if "table1" in config.exhibits:
         t1 = _table1(results, config)
-        lines += ["## Table 1 / Figure 4: 32 images per replica", "",
-                  "| | " + " | ".join(paper.LABELS[n] for n in TABLE1_NORMS) + " |", "|---|" + "---|" * 4,
-                  "| validation error | " + " | ".join(_fmt(t1[n]) for n in TABLE1_NORMS) + " |",
-                  "| final training error | " + " | ".join(
-                      _fmt(s) for s in _table1(results, config, key="train_error").values()) + " |",
-                  "| paper, validation error | " + " | ".join(str(paper.TABLE_1[n]) for n in TABLE1_NORMS) + " |",
-                  "", "![Figure 4](figure4.png)", ""]
+        lines += [
+            "## Table 1 / Figure 4: 32 images per replica",
+            "",
+            "| | " + " | ".join(paper.LABELS[n] for n in TABLE1_NORMS) + " |",
+            "|---|" + "---|" * 4,
+            "| validation error | " + " | ".join(_fmt(t1[n]) for n in TABLE1_NORMS) + " |",
+            "| final training error | "
+            + " | ".join(_fmt(s) for s in _table1(results, config, key="train_error").values())
+            + " |",
+            "| paper, validation error | " + " | ".join(str(paper.TABLE_1[n]) for n in TABLE1_NORMS) + " |",
+            "",
+            "![Figure 4](figure4.png)",
+            "",
+        ]
     if "table3" in config.exhibits:
         by_groups, by_size = _table3(results, config)
-        lines += ["## Table 3: groups", "", "| groups G | " + " | ".join(map(str, by_groups)) + " |",
-                  "|---|" + "---|" * len(by_groups),
-                  "| error | " + " | ".join(_fmt(s) for s in by_groups.values()) + " |",
-                  "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUPS.get(g, "")) for g in by_groups) + " |",
-                  "", "| channels per group | " + " | ".join(map(str, by_size)) + " |", "|---|" + "---|" * len(by_size),
-                  "| error | " + " | ".join(_fmt(s) for s in by_size.values()) + " |",
-                  "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUP_SIZES.get(s, "")) for s in by_size) + " |",
-                  "", "G = 1 is LN and 1 channel per group is IN (the same runs as Table 1's).", "",
-                  "![Table 3](table3.png)", ""]
+        lines += [
+            "## Table 3: groups",
+            "",
+            "| groups G | " + " | ".join(map(str, by_groups)) + " |",
+            "|---|" + "---|" * len(by_groups),
+            "| error | " + " | ".join(_fmt(s) for s in by_groups.values()) + " |",
+            "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUPS.get(g, "")) for g in by_groups) + " |",
+            "",
+            "| channels per group | " + " | ".join(map(str, by_size)) + " |",
+            "|---|" + "---|" * len(by_size),
+            "| error | " + " | ".join(_fmt(s) for s in by_size.values()) + " |",
+            "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUP_SIZES.get(s, "")) for s in by_size) + " |",
+            "",
+            "G = 1 is LN and 1 channel per group is IN (the same runs as Table 1's).",
+            "",
+            "![Table 3](table3.png)",
+            "",
+        ]
     lines += ["## The paper's claims here", ""]
     for exhibit, claim, holds, numbers in claims(results, config):
         lines.append(f"- {exhibit}: {claim}: {_verdict(holds)}" + (f" ({numbers})" if numbers else ""))
@@ -637,7 +716,9 @@ def report_markdown(results, config):
 
 def _replicas(results):
     replicas = sorted({r.get("replicas", 1) for r in results})
-    return "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
+    return (
+        "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
+    )
 
 
 def _axes(nrows=1, ncols=1, size=(6, 4.2)):

@@ -8,8 +8,8 @@ TensorBoard, results.json); this module supplies the clips, the I3D model
 
 import dataclasses
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gn.data.video import video_dataset
@@ -59,11 +59,21 @@ class VideoTask(ImageTask):
         training, repeat = _check_mode(mode)
         clips = config.eval_clips if mode == "evaluate" else 1
         ds = video_dataset(
-            config.dataset, info.train_split if training else info.eval_split, batch_size, training,
-            frames=config.frames, sample_rate=config.sample_rate, crop_size=config.image_size, eval_clips=clips,
-            data_dir=config.data_dir, input_context=input_context, num_classes=info.num_classes,
+            config.dataset,
+            info.train_split if training else info.eval_split,
+            batch_size,
+            training,
+            frames=config.frames,
+            sample_rate=config.sample_rate,
+            crop_size=config.image_size,
+            eval_clips=clips,
+            data_dir=config.data_dir,
+            input_context=input_context,
+            num_classes=info.num_classes,
             num_examples=info.train_examples if training else info.eval_examples,
-            drop_remainder=drop_remainder, repeat=repeat, seed=config.seed,
+            drop_remainder=drop_remainder,
+            repeat=repeat,
+            seed=config.seed,
         )
         if not training and clips == 1:
             ds = ds.map(lambda c, y: (c[:, 0], y))
@@ -71,9 +81,13 @@ class VideoTask(ImageTask):
 
     def model(self, config, *, info):
         model = i3d_resnet(
-            depth=config.depth, norm=config.norm, num_classes=info.num_classes,
-            input_shape=(config.frames, config.image_size, config.image_size, 3), width=config.width,
-            weight_decay=config.weight_decay, groups=config.groups,
+            depth=config.depth,
+            norm=config.norm,
+            num_classes=info.num_classes,
+            input_shape=(config.frames, config.image_size, config.image_size, 3),
+            width=config.width,
+            weight_decay=config.weight_decay,
+            groups=config.groups,
         )
         if config.init_checkpoint:
             copied = inflate(config.init_checkpoint, model, skip_top=True)
@@ -91,7 +105,9 @@ class VideoTask(ImageTask):
         labels = np.concatenate([y.numpy() for _, y in ds])
         flat = ds.map(lambda c, y: tf.reshape(c, [-1] + c.shape[2:].as_list()))
         logits = model.predict(flat, verbose=0)
-        probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits)).reshape(len(labels), config.eval_clips, -1).mean(1)
+        probs = (
+            keras.ops.convert_to_numpy(keras.ops.softmax(logits)).reshape(len(labels), config.eval_clips, -1).mean(1)
+        )
         return {
             "top1_accuracy": float(np.mean(probs.argmax(-1) == labels)),
             "top5_accuracy": float(np.mean([y in np.argsort(p)[-5:] for p, y in zip(probs, labels)])),
