@@ -131,4 +131,3 @@ def test_binary_trains_under_mirrored_and_resumes(tmp_path):
     _, _, results = kill_and_resume(command, model_dir, epochs=6, steps_per_epoch=8)
     assert results["replicas"] == 2 and results["eval_clips"] == 2
     assert results["config"]["frames"] == 4 and results["config"]["clips_per_replica"] == 2
-    assert 0.0 <= results["top1_error"] <= 1.0

@@ -41,7 +41,6 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     done, _, results = kill_and_resume(_command(model_dir, "--epochs=8"), model_dir, epochs=8, steps_per_epoch=16)
     assert (model_dir / "checkpoints" / f"epoch_{done:03d}.weights.h5").exists()
     assert results["replicas"] == 2 and results["global_batch"] == 8
-    assert 0.0 <= results["top1_error"] <= 1.0
     assert results["config"]["norm"] == "gn" and results["config"]["images_per_replica"] == 4
     assert (model_dir / "model.keras").exists()
     assert list((model_dir / "tensorboard").rglob("events.out.tfevents*"))
@@ -94,7 +93,18 @@ def test_tfds_pipeline_on_mock_imagenet(tmp_path):
     )
     with tfds.testing.mock_data(num_examples=8):
         results = train(config)
-    assert results["steps_per_epoch"] == 2 and 0.0 <= results["top1_error"] <= 1.0
+        # The reported top-1 error, recomputed from the saved model on the
+        # same evaluation batches, outside Keras's evaluate.
+        import keras
+
+        from keras_gn.train.classification import ImageTask
+
+        task = ImageTask()
+        evaluation = task.dataset(config, info=task.info(config), mode="evaluate", batch_size=4).take(2)
+        model = keras.models.load_model(tmp_path / "model.keras")
+        hits = [np.argmax(model.predict(x, verbose=0), -1) == y.numpy() for x, y in evaluation]
+    assert results["steps_per_epoch"] == 2
+    np.testing.assert_allclose(results["top1_error"], 1.0 - np.concatenate(hits).mean(), atol=1e-6)
     with pytest.raises(ValueError, match="give --steps_per_epoch"):
         with tfds.testing.mock_data(num_examples=8):
             train(TrainConfig(dataset="imagenet2012", model_dir=str(tmp_path / "x")))

@@ -126,8 +126,17 @@ def test_mask_is_accepted_and_passed_on():
     h = GroupNormalization(groups=4)(h)
     outputs = keras.layers.LSTM(3)(h)
     model = keras.Model(inputs, outputs)
-    out = model(np.array([[1, 2, 0, 0], [3, 4, 5, 0]]))
+    tokens = np.array([[1, 2, 0, 0], [3, 4, 5, 0]])
+    out = keras.ops.convert_to_numpy(model(tokens))
     assert out.shape == (2, 3)
+    # The mask reached the LSTM: its output is that of the LSTM run on the
+    # unpadded steps of GN's output alone. (GN's statistics do include the
+    # padded steps, as Keras's own GroupNormalization's do.)
+    normalized = keras.ops.convert_to_numpy(keras.Model(inputs, h)(tokens))
+    lstm = model.layers[-1]
+    for row, length in zip(range(2), (2, 3)):
+        alone = keras.ops.convert_to_numpy(lstm(normalized[row : row + 1, :length]))
+        np.testing.assert_allclose(out[row], alone[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

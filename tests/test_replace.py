@@ -60,7 +60,15 @@ def test_custom_norm_callable_and_nested_and_channels_first():
     assert len(norms) == 2 and all(l.axis == 1 and l.num_groups == 2 for l in norms)
     ln = replace_normalization(model, norm=lambda bn: GroupNormalization(groups=1, axis=bn.axis))
     x = np.random.default_rng(1).normal(size=(2, 4, 5, 5)).astype(np.float32)
-    assert ln(x).shape == (2, 4, 5, 5)
+    y = keras.ops.convert_to_numpy(ln(x))
+    assert y.shape == (2, 4, 5, 5)
+    made = [l for l in ln._flatten_layers(include_self=False) if isinstance(l, GroupNormalization)]
+    assert len(made) == 2 and all(l.num_groups == 1 and l.axis == 1 for l in made)
+    # Two layer norms (gamma 1, beta 0) in a row: each sample's output has
+    # mean 0 and variance 1 over all its values.
+    flat = y.reshape(2, -1).astype(np.float64)
+    np.testing.assert_allclose(flat.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(flat.var(1), 1, rtol=1e-3)
 
 
 def test_bad_arguments():
