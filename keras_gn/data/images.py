@@ -15,8 +15,9 @@ import tensorflow as tf
 __all__ = ["DatasetInfo", "dataset_info", "image_dataset", "load_tfds", "SYNTHETIC"]
 
 SYNTHETIC = "synthetic"
-_RGB_MEAN = (0.485, 0.456, 0.406)
-_RGB_STD = (0.229, 0.224, 0.225)
+# ImageNet's RGB mean and standard deviation, for images and clips in [0, 1].
+RGB_MEAN = (0.485, 0.456, 0.406)
+RGB_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,7 @@ def load_tfds(name, split, data_dir=None, **kwargs):
 def _standardize(image, channels):
     image = tf.cast(image, tf.float32) / 255.0
     if channels == 3:
-        return (image - _RGB_MEAN) / _RGB_STD
+        return (image - RGB_MEAN) / RGB_STD
     return (image - 0.5) / 0.25
 
 
@@ -148,34 +149,51 @@ def image_dataset(
     if name == SYNTHETIC:
         # Evaluation images differ from the training ones (another seed).
         ds = _synthetic(num_examples, image_size, channels, num_classes, (seed or 0) + (0 if training else 1))
-        if input_context is not None:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        ds = ds.cache()
+        ds = shard_and_cache(ds, input_context)
     else:
-        import tensorflow_datasets as tfds
-
-        ds = load_tfds(
-            name,
-            split,
-            data_dir,
-            as_supervised=True,
-            shuffle_files=training,
-            read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed, try_autocache=False),
-        )
+        ds = read_tfds(name, split, data_dir, training, input_context, seed, as_supervised=True, try_autocache=False)
 
         def prepare(image, label):
             image = _train_crop(image, image_size, seed) if training else _eval_crop(image, image_size)
             return _standardize(image, channels), label
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if data_format == "channels_first":
+        ds = ds.map(lambda image, label: (tf.transpose(image, [2, 0, 1]), label), num_parallel_calls=tf.data.AUTOTUNE)
+    return batches(ds, batch_size, training, repeat, seed, shuffle_buffer, drop_remainder)
+
+
+def read_tfds(name, split, data_dir, training, input_context, seed, as_supervised=False, **read_config):
+    """A prepared TFDS split for one input pipeline: its shard of the files
+    (`input_context`), shuffled file order when training."""
+    import tensorflow_datasets as tfds
+
+    return load_tfds(
+        name,
+        split,
+        data_dir,
+        as_supervised=as_supervised,
+        shuffle_files=training,
+        read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed, **read_config),
+    )
+
+
+def shard_and_cache(ds, input_context):
+    """Generated data: each input pipeline keeps its own shard, cached."""
+    if input_context is not None:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return ds.cache()
+
+
+def batches(ds, batch_size, training, repeat, seed, shuffle_buffer, drop_remainder):
+    """The end of every pipeline here: shuffled when training, repeated
+    (default: when training), batched (the last partial batch dropped when
+    training or asked) and prefetched."""
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     if training if repeat is None else repeat:
         ds = ds.repeat()
-    if data_format == "channels_first":
-        ds = ds.map(lambda image, label: (tf.transpose(image, [2, 0, 1]), label), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder or training)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder or training).prefetch(tf.data.AUTOTUNE)
 
 
 def _synthetic(num_examples, image_size, channels, num_classes, seed):

@@ -10,10 +10,9 @@ crop_size / 0.875 and center-cropped.
 
 import tensorflow as tf
 
-__all__ = ["video_dataset"]
+from keras_gn.data.images import RGB_MEAN, RGB_STD, batches, read_tfds, shard_and_cache
 
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
+__all__ = ["video_dataset"]
 
 
 def _indices(length, frames, rate, start):
@@ -85,21 +84,9 @@ def video_dataset(
             return (clip[0] if training else clip), label
 
         ds = tf.data.Dataset.range(num_examples).map(make, num_parallel_calls=tf.data.AUTOTUNE)
-        if input_context is not None:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        ds = ds.cache()
+        ds = shard_and_cache(ds, input_context)
     else:
-        import tensorflow_datasets as tfds
-
-        from keras_gn.data.images import load_tfds
-
-        ds = load_tfds(
-            name,
-            split,
-            data_dir,
-            shuffle_files=training,
-            read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed),
-        )
+        ds = read_tfds(name, split, data_dir, training, input_context, seed)
 
         def prepare(example):
             video = tf.cast(example["video"], tf.float32) / 255.0
@@ -107,11 +94,7 @@ def video_dataset(
                 clip = _train_clip(video, frames, sample_rate, crop_size, seed)
             else:
                 clip = _eval_clips(video, frames, sample_rate, crop_size, clips)
-            return (clip - _MEAN) / _STD, example["label"]
+            return (clip - RGB_MEAN) / RGB_STD, example["label"]
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        ds = ds.shuffle(1024, seed=seed)
-    if training if repeat is None else repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder or training).prefetch(tf.data.AUTOTUNE)
+    return batches(ds, batch_size, training, repeat, seed, 1024, drop_remainder)
