@@ -19,6 +19,8 @@ import dataclasses
 
 from absl import app, flags
 
+from keras_gn.train.strategy import STRATEGIES, make_strategy, split_cpu
+
 __all__ = ["option", "define_flags", "values", "define_runtime_flags", "strategy_from_flags"]
 
 
@@ -108,8 +110,6 @@ def values(config_cls, flag_values=flags.FLAGS, preset=None):
 
 def define_runtime_flags(flag_values=flags.FLAGS):
     """Where a training binary runs: the strategy and the CPU split."""
-    from keras_gn.train.strategy import STRATEGIES
-
     flags.DEFINE_enum(
         "strategy",
         "default",
@@ -131,7 +131,5 @@ def define_runtime_flags(flag_values=flags.FLAGS):
 
 def strategy_from_flags(flag_values=flags.FLAGS):
     """Splits the CPU if asked and makes the strategy of the runtime flags."""
-    from keras_gn import train
-
-    train.split_cpu(flag_values.cpu_devices)
-    return train.make_strategy(flag_values.strategy, flag_values.num_gpus, flag_values.tpu)
+    split_cpu(flag_values.cpu_devices)
+    return make_strategy(flag_values.strategy, flag_values.num_gpus, flag_values.tpu)

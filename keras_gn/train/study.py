@@ -24,15 +24,24 @@ the paper's numbers, with a line per claim saying whether it holds here) and
 the plots `figure1.png`, `figure4.png` and `table3.png`.
 """
 
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import statistics
+import threading
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gn import paper
+from keras_gn.data.arrays import load_arrays
+from keras_gn.models.resnet import STAGE_SIZES, resnet
+from keras_gn.norms import NORMALIZATIONS
+from keras_gn.train.classification import compile_classifier, learning_rate_schedule
 from keras_gn.train.cli import option
 
 __all__ = [
@@ -201,7 +210,6 @@ def plan(config):
 
 def channel_counts(config):
     """The channel counts of every normalized layer of the study's ResNet."""
-    from keras_gn.models.resnet import STAGE_SIZES
 
     stages = len(STAGE_SIZES[config.depth])
     return sorted({config.width} | {m * config.width * 2**s for s in range(stages) for m in (1, 4)})
@@ -209,8 +217,6 @@ def channel_counts(config):
 
 def _validate(config):
     """Raises ValueError, naming the setting, before anything trains."""
-    from keras_gn.models.resnet import STAGE_SIZES
-    from keras_gn.norms import NORMALIZATIONS
 
     for exhibit in config.exhibits:
         if exhibit not in EXHIBITS:
@@ -251,8 +257,6 @@ def steps_per_epoch(config, images_per_replica, replicas=1):
 def schedule(config, images_per_replica, replicas=1):
     """The Keras learning-rate schedule of one run: linear scaling with the
     global batch, divided by 10 at 30%, 60% and 90% of training."""
-    from keras_gn.train.classification import learning_rate_schedule
-
     return learning_rate_schedule(
         config.base_learning_rate,
         config.base_batch,
@@ -271,18 +275,11 @@ def learning_rates(config, images_per_replica, replicas=1):
 
 def load_data(config):
     """The study's arrays (see `keras_gn.data.arrays.load_arrays`)."""
-    from keras_gn.data.arrays import load_arrays
-
     return load_arrays(config.dataset, config.train_examples, config.eval_examples, config.data_dir)
 
 
 def train_one(config, data, run, strategy=None):
     """Trains one run; returns its result dict (errors as fractions)."""
-    import keras
-    import tensorflow as tf
-
-    from keras_gn.models import resnet
-    from keras_gn.train.classification import compile_classifier
 
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -403,9 +400,6 @@ _WORKER_DATA = {}
 
 
 def _worker_init(threads, parent):
-    import threading
-
-    import tensorflow as tf
 
     # A worker whose study (process `parent`) was killed ends too, instead
     # of lingering with its model in memory.
@@ -433,8 +427,6 @@ def _train_all(config, data, todo, strategy, workers):
         for run in todo:
             yield run, train_one(config, data, run, strategy)
         return
-    import concurrent.futures
-    import multiprocessing
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for the workers' TensorFlow
     threads = max(1, (os.cpu_count() or 1) // workers)
