@@ -208,12 +208,7 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
         return getattr(self, "_num_groups", None)
 
     def _check_dtype(self, inputs):
-        dtype = keras.backend.standardize_dtype(inputs.dtype)
-        if "float" not in dtype:
-            raise TypeError(
-                f"GroupNormalization ({self.name!r}) needs floating-point "
-                f"inputs; got {dtype}. Cast the input to a float dtype first."
-            )
+        gn_ops.check_float(keras.backend.standardize_dtype(inputs.dtype), self.name)
 
     def call(self, inputs, training=None, mask=None):
         self._check_dtype(inputs)

@@ -74,11 +74,7 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, training=None, mask=None):
-        if not inputs.dtype.is_floating:
-            raise TypeError(
-                f"GroupNormalization ({self.name!r}) needs floating-point inputs; got {inputs.dtype.name}. "
-                f"Cast the input to a float dtype first."
-            )
+        gn_ops.check_float(inputs.dtype.name, self.name)
         outputs = gn_ops.group_norm(inputs, self.gamma, self.beta, self.num_groups, self.axis, self.epsilon)
         return tf.cast(outputs, self.compute_dtype)
 

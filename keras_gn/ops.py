@@ -30,7 +30,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["group_norm", "keras_group_norm", "check_groups", "normalize_axis", "is_integer", "is_real", "set_cpu_sums"]
+__all__ = [
+    "group_norm",
+    "keras_group_norm",
+    "check_float",
+    "check_groups",
+    "normalize_axis",
+    "is_integer",
+    "is_real",
+    "set_cpu_sums",
+]
 
 
 def is_integer(value):
@@ -71,6 +80,17 @@ def normalize_axis(axis, rank):
             f"channel axis must be -1 (channels_last) or 1 (channels_first)."
         )
     return positive
+
+
+def check_float(dtype_name, layer_name=None):
+    """Raises TypeError unless `dtype_name` (e.g. "float16", "int32") is a
+    floating-point dtype: the one message of the core and both layers."""
+    if "float" not in dtype_name:
+        where = f" ({layer_name!r})" if layer_name else ""
+        raise TypeError(
+            f"GroupNormalization{where} needs floating-point inputs; got {dtype_name}. "
+            f"Cast the input to a float dtype first, e.g. float32."
+        )
 
 
 def check_groups(channels, groups):
@@ -310,11 +330,7 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
     `tf.distribute` replica functions. No shape depends on the data.
     """
     x = tf.convert_to_tensor(x)
-    if not x.dtype.is_floating:
-        raise TypeError(
-            f"GroupNormalization needs floating-point inputs; got {x.dtype.name}. "
-            f"Cast the input, e.g. tf.cast(x, tf.float32)."
-        )
+    check_float(x.dtype.name)
     rank = x.shape.rank
     channel_axis = normalize_axis(axis, rank)
     channels = x.shape[channel_axis]

@@ -1,0 +1,82 @@
+"""Flags from the config dataclasses (keras_gn.train.cli): the binaries' flag
+sets, their defaults and their checks, without running a binary."""
+
+import pytest
+from absl import app, flags
+
+from keras_gn.train import cli
+from keras_gn.train.classification import TrainConfig
+from keras_gn.train.study import StudyConfig
+from keras_gn.train.video import VideoConfig
+
+RUNTIME = {"strategy", "num_gpus", "tpu", "cpu_devices"}
+# The flags the binaries took before their flags were made from the configs.
+IMAGENET = RUNTIME | {
+    "norm", "groups", "depth", "width", "dataset", "data_dir", "image_size", "epochs", "base_learning_rate",
+    "base_batch", "decay_epochs", "weight_decay", "steps_per_epoch", "eval_steps", "synthetic_examples",
+    "synthetic_classes", "model_dir", "mixed_precision", "jit_compile", "steps_per_execution", "seed", "stem",
+    "images_per_replica", "data_format",
+}  # fmt: skip
+KINETICS = (IMAGENET - {"stem", "images_per_replica", "data_format"}) | {
+    "frames", "sample_rate", "clips_per_replica", "eval_clips", "init_checkpoint",
+}  # fmt: skip
+
+
+def _flags(config_cls, argv=()):
+    values = flags.FlagValues()
+    cli.define_flags(config_cls, values)
+    cli.define_runtime_flags(values)
+    values(["binary", *argv])
+    return values
+
+
+@pytest.mark.parametrize("config_cls,expected", [(TrainConfig, IMAGENET), (VideoConfig, KINETICS)])
+def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
+    values = _flags(config_cls)
+    names = set(values)
+    assert expected <= names
+    assert names - expected == {"momentum"}  # the one flag added: SGD momentum, a TrainConfig field
+    assert config_cls(**cli.values(config_cls, values)) == config_cls()
+
+
+def test_values_parse_types_lists_and_optionals():
+    values = _flags(
+        TrainConfig,
+        ["--decay_epochs=1.5,3", "--steps_per_epoch=7", "--nojit_compile", "--norm=bn", "--base_learning_rate=0.2"],
+    )
+    config = TrainConfig(**cli.values(TrainConfig, values))
+    assert config.decay_epochs == (1.5, 3.0) and config.steps_per_epoch == 7
+    assert config.jit_compile is False and config.norm == "bn" and config.base_learning_rate == 0.2
+    assert config.eval_steps is None
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--images_per_replica=0"], "--images_per_replica must be at least 1; got 0"),
+        (["--epochs=-2"], "--epochs must be at least 1; got -2"),
+        (["--decay_epochs=3,x"], "--decay_epochs takes floats; got 3,x"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors(argv, message):
+    values = _flags(TrainConfig, argv)
+    with pytest.raises(app.UsageError, match=message):
+        cli.values(TrainConfig, values)
+
+
+def test_choices_are_checked_by_the_parser_and_for_list_items():
+    with pytest.raises(flags.IllegalFlagValueError, match="bn\\|syncbn"):
+        _flags(TrainConfig, ["--norm=gnn"])
+    values = flags.FlagValues()
+    cli.define_flags(StudyConfig, values)
+    values(["binary", "--exhibits=table2,table9"])
+    with pytest.raises(app.UsageError, match="--exhibits: table9 not among table2, table1, table3"):
+        cli.values(StudyConfig, values)
+
+
+def test_preset_fills_only_what_the_command_line_left():
+    values = flags.FlagValues()
+    cli.define_flags(StudyConfig, values)
+    values(["binary", "--epochs=5"])
+    got = cli.values(StudyConfig, values, preset={"epochs": 2, "seeds": 1})
+    assert got["epochs"] == 5 and got["seeds"] == 1
