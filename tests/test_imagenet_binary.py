@@ -108,3 +108,19 @@ def test_tfds_pipeline_on_mock_imagenet(tmp_path):
     with pytest.raises(ValueError, match="give --steps_per_epoch"):
         with tfds.testing.mock_data(num_examples=8):
             train(TrainConfig(dataset="imagenet2012", model_dir=str(tmp_path / "x")))
+
+
+def test_train_restores_the_dtype_policy_it_set(tmp_path):
+    import keras
+
+    config = TrainConfig(
+        dataset="synthetic", depth=8, width=8, groups=4, stem="small", image_size=8, images_per_replica=4,
+        synthetic_examples=8, synthetic_classes=2, epochs=1, eval_steps=1, mixed_precision="bfloat16",
+        model_dir=str(tmp_path), jit_compile=False, verbose=0,
+    )  # fmt: skip
+    before = keras.config.dtype_policy().name
+    results = train(config)
+    assert keras.config.dtype_policy().name == before == "float32"
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.get_layer("stage1_block1_conv1").compute_dtype == "bfloat16"  # it trained in bfloat16
+    assert results["config"]["mixed_precision"] == "bfloat16"
