@@ -2,9 +2,12 @@ r"""Converts an ImageNet model from experiments/imagenet_resnet.py (Keras 3) int
 the Model Garden backbone checkpoint the Mask R-CNN experiments start from.
 
     python -m experiments.convert_backbone --keras_model=runs/r50_gn_32/model.keras \
-        --norm=gn --depth=50 --output=runs/r50_gn_backbone/ckpt
+        --output=runs/r50_gn_backbone/ckpt
     python -m experiments.convert_backbone --keras_model=runs/r50_bn_32/model.keras \
-        --norm=frozen_bn --depth=50 --output=runs/r50_bn_backbone/ckpt
+        --output=runs/r50_bn_backbone/ckpt      # BN becomes frozen_bn; --norm=syncbn to train it
+
+Depth, norm and groups are read from the model (it keeps its builder's
+arguments); --depth, --norm and --groups override them.
 
 The checkpoint holds the whole ResNet (res2-res5): the FPN experiments load
 it into their backbone, the C4 ones into their res2-res4 backbone and their
@@ -16,9 +19,12 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "model.keras written by experiments/imagenet_resnet.py.", required=True)
 flags.DEFINE_string("output", None, "Checkpoint prefix to write, e.g. runs/r50_gn_backbone/ckpt.", required=True)
-flags.DEFINE_enum("norm", "gn", ["gn", "frozen_bn", "bn", "syncbn"], "The backbone's normalization in the detector.")
-flags.DEFINE_integer("depth", 50, "ResNet depth (50 or 101).")
-flags.DEFINE_integer("groups", 32, "GN groups.")
+flags.DEFINE_enum(
+    "norm", None, ["gn", "frozen_bn", "bn", "syncbn"],
+    "The backbone's normalization in the detector (default: the model's own; frozen_bn for a BN model).",
+)  # fmt: skip
+flags.DEFINE_integer("depth", None, "ResNet depth (default: the model's own).")
+flags.DEFINE_integer("groups", None, "GN groups (default: the model's own).")
 flags.DEFINE_integer("input_size", 1024, "The detector's square input side.")
 
 

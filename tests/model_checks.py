@@ -13,7 +13,7 @@ def check_model(build, input_shape, output_shape, tmp_path):
     y = model(x)
     assert tuple(y.shape) == (2,) + tuple(output_shape)
 
-    clone = keras.Model.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
 

@@ -45,3 +45,14 @@ def test_mismatched_architecture_is_a_clear_error():
     target = resnet(depth=14, norm="gn", width=32, input_shape=(64, 64, 3), framework="tf_keras", endpoints=True)
     with pytest.raises(ValueError, match="has no layer 'stage3"):
         convert(source, target)
+
+
+def test_backbone_arguments_come_from_the_model():
+    from keras_gn.detection.convert import backbone_arguments
+
+    bn = resnet(8, norm="bn", width=8, input_shape=(32, 32, 3), num_classes=2)
+    assert backbone_arguments(bn)[0] == (8, "frozen_bn", 32)  # BN is detection's frozen BN*
+    assert backbone_arguments(bn, norm="syncbn")[0] == (8, "syncbn", 32)
+    gn = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), num_classes=2)
+    assert backbone_arguments(gn)[0] == (8, "gn", 4)
+    assert gn.arguments["groups"] == 4 and gn.get_config()["depth"] == 8

@@ -4,7 +4,7 @@ so every layer has the same name in both and the weights copy by name."""
 
 from keras_gn.models.transfer import copy_by_name
 
-__all__ = ["convert", "write_backbone_checkpoint", "whole_backbone"]
+__all__ = ["convert", "write_backbone_checkpoint", "whole_backbone", "backbone_arguments"]
 
 
 def convert(source, target):
@@ -24,7 +24,24 @@ def convert(source, target):
     return copy_by_name(source, target)
 
 
-def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups=32, input_size=1024):
+def backbone_arguments(source, depth=None, norm=None, groups=None):
+    """(depth, norm, groups) of the detection backbone for `source` (a model
+    or its path): each given value, else the source model's own (a
+    `keras_gn.models.ResNet` keeps its builder's arguments), with BN read as
+    "frozen_bn" (the paper's detection baseline, BN*); else 50, "gn", 32."""
+    import keras
+
+    model = keras.models.load_model(source) if isinstance(source, str) else source
+    kept = getattr(model, "arguments", {})
+    source_norm = kept.get("norm")
+    return (
+        depth or kept.get("depth") or 50,
+        norm or ("frozen_bn" if source_norm == "bn" else source_norm) or "gn",
+        groups or kept.get("groups") or 32,
+    ), model
+
+
+def write_backbone_checkpoint(source, output_prefix, depth=None, norm=None, groups=None, input_size=1024):
     """Converts a Keras 3 ImageNet ResNet into the Model Garden backbone and
     writes it as a TF checkpoint that a Mask R-CNN experiment loads with
     `init_checkpoint=output_prefix`, `init_checkpoint_modules="backbone"`.
@@ -33,7 +50,8 @@ def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups
       source: the Keras 3 model or its `model.keras` path.
       output_prefix: checkpoint path prefix, e.g. "runs/r50_gn_backbone/ckpt".
       depth, norm, groups: of the backbone ("frozen_bn" for a BN model that
-        detection keeps frozen); must match the source model.
+        detection keeps frozen); None reads them from the source model
+        (`backbone_arguments`).
       input_size: the detector's square input side (only shapes the graph).
 
     Returns:
@@ -41,8 +59,9 @@ def write_backbone_checkpoint(source, output_prefix, depth=50, norm="gn", groups
     """
     import tensorflow as tf
 
+    (depth, norm, groups), model = backbone_arguments(source, depth, norm, groups)
     backbone = whole_backbone(depth, norm, groups, input_size)
-    convert(source, backbone)
+    convert(model, backbone)
     return tf.train.Checkpoint(backbone=backbone).write(output_prefix)
 
 

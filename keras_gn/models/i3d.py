@@ -28,7 +28,7 @@ from keras_gn.models.resnet import STAGE_SIZES, conv_initializer, logits, norm_n
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
-__all__ = ["i3d_resnet", "inflate", "TEMPORAL_KERNELS", "EdgePadding"]
+__all__ = ["i3d_resnet", "I3DResNet", "inflate", "TEMPORAL_KERNELS", "EdgePadding"]
 
 # Per stage, 1 where the block's first convolution is inflated to 3x1x1.
 TEMPORAL_KERNELS = {
@@ -92,6 +92,43 @@ def i3d_resnet(
     Returns:
       A `keras.Model` with logits of `num_classes`, or the res5 features.
     """
+    arguments = dict(
+        depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
+        width=width, weight_decay=weight_decay, temporal_padding=temporal_padding, name=name, dtype=dtype, **norm_args,
+    )  # fmt: skip
+    if isinstance(norm, str):
+        return I3DResNet(**arguments)
+    inputs, outputs, name = _graph(**arguments)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class I3DResNet(keras.Model):
+    """The functional model `i3d_resnet()` builds, keeping its arguments in
+    its config (as `keras_gn.models.resnet.ResNet` does)."""
+
+    def __init__(self, trainable=True, **arguments):
+        inputs, outputs, name = _graph(**arguments)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
+        self._arguments = dict(arguments)
+
+    @property
+    def arguments(self):
+        """The `i3d_resnet()` arguments this model was built from."""
+        return dict(self._arguments)
+
+    def get_config(self):
+        return {"trainable": self.trainable, **self.arguments}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _graph(
+    depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype, **norm_args
+):
+    """(inputs, outputs, name) of `i3d_resnet()`'s model."""
     if depth not in STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
     if temporal_padding not in ("zeros", "edge"):
@@ -126,7 +163,7 @@ def i3d_resnet(
     if include_top:
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
         outputs = logits(keras, num_classes, reg)(x)
-    return keras.Model(inputs, outputs, name=name or f"i3d_resnet{depth}_{norm_name(norm)}")
+    return inputs, outputs, name or f"i3d_resnet{depth}_{norm_name(norm)}"
 
 
 def _conv3d(temporal_padding, reg, layer_args):
