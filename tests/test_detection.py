@@ -248,3 +248,16 @@ def test_c4_input_pipeline_carries_its_anchors_and_rpn_targets(tmp_path):
         area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
         iou = inter / (area(positives)[:, None] + area(boxes)[None, :] - inter)
         assert iou.max(axis=1).min() > 0.3, iou.max(axis=1)
+
+
+def test_missing_default_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
+    from keras_gn.detection import run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"init_checkpoint 'runs/r50_gn_backbone/ckpt' not found .*convert_backbone"):
+        run.experiment_params("maskrcnn_r50fpn_gn_coco")
+    (tmp_path / "runs" / "r50_gn_backbone").mkdir(parents=True)
+    (tmp_path / "runs" / "r50_gn_backbone" / "ckpt.index").write_bytes(b"")
+    params = run.experiment_params("maskrcnn_r50fpn_gn_coco")
+    assert params.task.init_checkpoint == str(tmp_path / "runs" / "r50_gn_backbone" / "ckpt")
+    assert run.experiment_params("maskrcnn_r50fpn_gn_coco", init_checkpoint="").task.init_checkpoint == ""

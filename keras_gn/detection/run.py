@@ -10,7 +10,7 @@ from official.modeling import hyperparams
 
 import keras_gn.detection  # noqa: F401 - registers the backbone, FPN, task and experiments
 
-__all__ = ["experiment_params", "run"]
+__all__ = ["experiment_params", "resolve_checkpoint", "run"]
 
 
 def experiment_params(experiment, data_dir=None, annotation_file=None, init_checkpoint=None, params_override=""):
@@ -35,9 +35,28 @@ def experiment_params(experiment, data_dir=None, annotation_file=None, init_chec
         params.task.init_checkpoint = init_checkpoint
     if params_override:
         params = hyperparams.override_params_dict(params, params_override, is_strict=True)
+    params.task.init_checkpoint = resolve_checkpoint(params.task.init_checkpoint)
     params.validate()
     params.lock()
     return params
+
+
+def resolve_checkpoint(prefix):
+    """An experiment's `init_checkpoint` as an absolute path: the registered
+    defaults (`runs/r50_gn_backbone/ckpt`, ...) are relative to the folder
+    the binary starts in, so a missing one is an error that says where it
+    was looked for, not a path the trainer fails on later. Remote paths
+    (gs://...) and "" (train from scratch) pass as they are."""
+    if not prefix or "://" in prefix:
+        return prefix
+    path = os.path.abspath(prefix)
+    if not (os.path.exists(path + ".index") or os.path.isdir(path)):
+        raise ValueError(
+            f"init_checkpoint {prefix!r} not found (looked for {path}.index, relative to the working "
+            f"directory {os.getcwd()}). Write it with experiments.convert_backbone, pass --init_checkpoint=PATH, "
+            f"or --init_checkpoint= to train from scratch."
+        )
+    return path
 
 
 def run(params, mode, model_dir, strategy):
