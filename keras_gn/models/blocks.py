@@ -14,7 +14,9 @@ first block of a stage. `inflate`, `detection.convert` and the C4 head copy
 weights between models by these names.
 """
 
-__all__ = ["bottleneck", "stage", "apply_norm"]
+import keras
+
+__all__ = ["bottleneck", "stage", "apply_norm", "BuiltModel"]
 
 
 def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, name):
@@ -79,3 +81,30 @@ def apply_norm(make_norm, axis, regularizer, layer_args=None):
         return make_norm(axis=axis, zero_init=zero_init, regularizer=regularizer, name=name, **layer_args)(x)
 
     return norm
+
+
+class BuiltModel(keras.Model):
+    """A functional model that keeps the arguments of the builder that made
+    it, as keras-hub's backbones do: `get_config` is those arguments, so a
+    config or a saved `.keras` file rebuilds the model by building it again,
+    and code that receives the model (a converter) reads them from it.
+    Subclasses set `graph(**arguments) -> (inputs, outputs, name)`."""
+
+    graph = None
+
+    def __init__(self, trainable=True, **arguments):
+        inputs, outputs, name = type(self).graph(**arguments)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
+        self._arguments = dict(arguments)
+
+    @property
+    def arguments(self):
+        """The builder's arguments this model was made from."""
+        return dict(self._arguments)
+
+    def get_config(self):
+        return {"trainable": self.trainable, **self.arguments}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -23,7 +23,7 @@ it by name (`inflate`).
 import keras
 import numpy as np
 
-from keras_gn.models.blocks import apply_norm, stage
+from keras_gn.models.blocks import BuiltModel, apply_norm, stage
 from keras_gn.models.resnet import STAGE_SIZES, conv_initializer, logits, norm_name
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
@@ -103,26 +103,11 @@ def i3d_resnet(
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
-class I3DResNet(keras.Model):
-    """The functional model `i3d_resnet()` builds, keeping its arguments in
-    its config (as `keras_gn.models.resnet.ResNet` does)."""
+class I3DResNet(BuiltModel):
+    """The functional model `i3d_resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
 
-    def __init__(self, trainable=True, **arguments):
-        inputs, outputs, name = _graph(**arguments)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
-        self._arguments = dict(arguments)
-
-    @property
-    def arguments(self):
-        """The `i3d_resnet()` arguments this model was built from."""
-        return dict(self._arguments)
-
-    def get_config(self):
-        return {"trainable": self.trainable, **self.arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    graph = staticmethod(lambda **arguments: _graph(**arguments))
 
 
 def _graph(

@@ -17,7 +17,7 @@ normalization chosen by `norm`.
 
 import keras
 
-from keras_gn.models.blocks import apply_norm, stage
+from keras_gn.models.blocks import BuiltModel, apply_norm, stage
 from keras_gn.norms import normalization
 
 __all__ = ["resnet", "resnet50", "resnet101", "ResNet", "STAGE_SIZES"]
@@ -105,40 +105,23 @@ def resnet(
     )  # fmt: skip
     if framework == "keras" and isinstance(norm, str):
         return ResNet(**arguments)
-    K, inputs, outputs, name = _graph(**arguments)
-    return K.Model(inputs, outputs, name=name)
+    inputs, outputs, name = _graph(**arguments)
+    return _keras(framework).Model(inputs, outputs, name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
-class ResNet(keras.Model):
-    """The functional model `resnet()` builds, keeping the builder's arguments
-    (`arguments`, and `get_config`), as keras-hub's backbones do: a config
-    or a saved `.keras` file rebuilds it by calling the builder again, and a
-    converter reads depth, norm and groups from the model itself."""
+class ResNet(BuiltModel):
+    """The functional model `resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
 
-    def __init__(self, trainable=True, **arguments):
-        _, inputs, outputs, name = _graph(**arguments)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
-        self._arguments = dict(arguments)
-
-    @property
-    def arguments(self):
-        """The `resnet()` arguments this model was built from."""
-        return dict(self._arguments)
-
-    def get_config(self):
-        return {"trainable": self.trainable, **self.arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    graph = staticmethod(lambda **arguments: _graph(**arguments))
 
 
 def _graph(
     depth, norm, include_top, num_classes, input_shape, data_format, width, stem, weight_decay, name, framework,
     endpoints, decay_norms, stages, dtype, **norm_args,
 ):  # fmt: skip
-    """(Keras module, inputs, outputs, name) of `resnet()`'s model."""
+    """(inputs, outputs, name) of `resnet()`'s model."""
     stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
     K = _keras(framework)
     axis = -1 if data_format == "channels_last" else 1
@@ -175,7 +158,7 @@ def _graph(
     elif include_top:
         x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
         outputs = logits(K, num_classes, reg)(x)
-    return K, inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}"
+    return inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}"
 
 
 def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
