@@ -236,10 +236,8 @@ def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
 # ------------------------------------------------------------ the binary
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quick")
-    result = subprocess.run(
+def _quick(out):
+    return subprocess.run(
         [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
         cwd=ROOT,
         env=env(),
@@ -247,6 +245,12 @@ def quick_run(tmp_path_factory):
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    result = _quick(out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 
@@ -287,14 +291,7 @@ def test_quick_run_fills_every_exhibit(quick_run):
 def test_quick_run_started_again_trains_nothing(quick_run):
     out, _ = quick_run
     before = (out / "results.json").read_text()
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
-        cwd=ROOT,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _quick(out)
     assert result.returncode == 0, result.stderr[-3000:]
     n = len(json.loads(before))
     assert f"{n} runs, {n} already in" in result.stdout and "[1/" not in result.stdout

@@ -642,68 +642,71 @@ def report_markdown(results, config):
         f"The paper: ResNet-50 on ImageNet, 8 GPUs.",
         "",
     ]
-    if "table2" in config.exhibits:
-        table, batches = _table2(results, config)
-        lines += [
-            "## Table 2 / Figure 1: error against images per replica",
-            "",
-            "| images per replica | " + " | ".join(map(str, batches)) + " |",
-            "|---|" + "---|" * len(batches),
-        ]
-        for norm in ("bn", "gn"):
-            lines.append(f"| {paper.LABELS[norm]} | " + " | ".join(_fmt(table[norm][b]) for b in batches) + " |")
-        diff = [
-            f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else ""
-            for b in batches
-        ]
-        lines.append("| GN − BN | " + " | ".join(diff) + " |")
-        for norm in ("bn", "gn"):
-            lines.append(
-                f"| paper {paper.LABELS[norm]} | "
-                + " | ".join(str(paper.TABLE_2[norm].get(b, "")) for b in batches)
-                + " |"
-            )
-        lines += ["", "![Figure 1](figure1.png)", ""]
-    if "table1" in config.exhibits:
-        t1 = _table1(results, config)
-        lines += [
-            "## Table 1 / Figure 4: 32 images per replica",
-            "",
-            "| | " + " | ".join(paper.LABELS[n] for n in TABLE1_NORMS) + " |",
-            "|---|" + "---|" * 4,
-            "| validation error | " + " | ".join(_fmt(t1[n]) for n in TABLE1_NORMS) + " |",
-            "| final training error | "
-            + " | ".join(_fmt(s) for s in _table1(results, config, key="train_error").values())
-            + " |",
-            "| paper, validation error | " + " | ".join(str(paper.TABLE_1[n]) for n in TABLE1_NORMS) + " |",
-            "",
-            "![Figure 4](figure4.png)",
-            "",
-        ]
-    if "table3" in config.exhibits:
-        by_groups, by_size = _table3(results, config)
-        lines += [
-            "## Table 3: groups",
-            "",
-            "| groups G | " + " | ".join(map(str, by_groups)) + " |",
-            "|---|" + "---|" * len(by_groups),
-            "| error | " + " | ".join(_fmt(s) for s in by_groups.values()) + " |",
-            "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUPS.get(g, "")) for g in by_groups) + " |",
-            "",
-            "| channels per group | " + " | ".join(map(str, by_size)) + " |",
-            "|---|" + "---|" * len(by_size),
-            "| error | " + " | ".join(_fmt(s) for s in by_size.values()) + " |",
-            "| paper (ResNet-50) | " + " | ".join(str(paper.TABLE_3_GROUP_SIZES.get(s, "")) for s in by_size) + " |",
-            "",
-            "G = 1 is LN and 1 channel per group is IN (the same runs as Table 1's).",
-            "",
-            "![Table 3](table3.png)",
-            "",
-        ]
+    sections = {"table2": _table2_section, "table1": _table1_section, "table3": _table3_section}
+    for exhibit in EXHIBITS:
+        if exhibit in config.exhibits:
+            lines += sections[exhibit](results, config)
     lines += ["## The paper's claims here", ""]
     for exhibit, claim, holds, numbers in claims(results, config):
         lines.append(f"- {exhibit}: {claim}: {_verdict(holds)}" + (f" ({numbers})" if numbers else ""))
     return "\n".join(lines) + "\n"
+
+
+def _row(label, cells):
+    return (f"| {label} | " if label else "| | ") + " | ".join(str(c) for c in cells) + " |"
+
+
+def _header(label, columns):
+    return [_row(label, columns), "|---|" + "---|" * len(columns)]
+
+
+def _table2_section(results, config):
+    table, batches = _table2(results, config)
+    lines = ["## Table 2 / Figure 1: error against images per replica", "", *_header("images per replica", batches)]
+    for norm in ("bn", "gn"):
+        lines.append(_row(paper.LABELS[norm], [_fmt(table[norm][b]) for b in batches]))
+    diff = [
+        f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else "" for b in batches
+    ]
+    lines.append(_row("GN − BN", diff))
+    for norm in ("bn", "gn"):
+        lines.append(_row(f"paper {paper.LABELS[norm]}", [paper.TABLE_2[norm].get(b, "") for b in batches]))
+    return lines + ["", "![Figure 1](figure1.png)", ""]
+
+
+def _table1_section(results, config):
+    validation = _table1(results, config)
+    training = _table1(results, config, key="train_error")
+    return [
+        "## Table 1 / Figure 4: 32 images per replica",
+        "",
+        *_header("", [paper.LABELS[n] for n in TABLE1_NORMS]),
+        _row("validation error", [_fmt(validation[n]) for n in TABLE1_NORMS]),
+        _row("final training error", [_fmt(training[n]) for n in TABLE1_NORMS]),
+        _row("paper, validation error", [paper.TABLE_1[n] for n in TABLE1_NORMS]),
+        "",
+        "![Figure 4](figure4.png)",
+        "",
+    ]
+
+
+def _table3_section(results, config):
+    lines = ["## Table 3: groups", ""]
+    for label, cells, reference in zip(
+        ("groups G", "channels per group"), _table3(results, config), (paper.TABLE_3_GROUPS, paper.TABLE_3_GROUP_SIZES)
+    ):
+        lines += [
+            *_header(label, list(cells)),
+            _row("error", [_fmt(s) for s in cells.values()]),
+            _row("paper (ResNet-50)", [reference.get(k, "") for k in cells]),
+            "",
+        ]
+    return lines + [
+        "G = 1 is LN and 1 channel per group is IN (the same runs as Table 1's).",
+        "",
+        "![Table 3](table3.png)",
+        "",
+    ]
 
 
 def _replicas(results):
