@@ -280,11 +280,10 @@ def load_data(config):
 
 def train_one(config, data, run, strategy=None):
     """Trains one run; returns its result dict (errors as fractions)."""
-
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = run.images_per_replica * replicas
-    (x_train, y_train), (x_eval, y_eval), num_classes, _ = data
+    (x_train, _), _, num_classes, _ = data
     steps = steps_per_epoch(config, run.images_per_replica, replicas)
     if steps < 1:
         raise ValueError(
@@ -305,22 +304,11 @@ def train_one(config, data, run, strategy=None):
             group_size=run.group_size,
         )
         lr = schedule(config, run.images_per_replica, replicas)
-        compile_classifier(
-            model,
-            lr,
-            config.momentum,
-            jit_compile=config.jit_compile,
-            # Several steps per call fail under MirroredStrategy in Keras 3.15
-            # with TF 2.20 ("You must feed a value for placeholder tensor").
-            steps_per_execution=min(64, steps) if replicas == 1 else 1,
-        )
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=run.seed, reshuffle_each_iteration=True)
-        .batch(global_batch, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    eval_ds = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(500)
+        # Several steps per call fail under MirroredStrategy in Keras 3.15
+        # with TF 2.20 ("You must feed a value for placeholder tensor").
+        per_call = min(64, steps) if replicas == 1 else 1
+        compile_classifier(model, lr, config.momentum, config.jit_compile, steps_per_execution=per_call)
+    train_ds, eval_ds = _datasets(data, global_batch, run.seed)
     start = time.time()
     # The validation pass after every epoch runs in inference mode: BN with
     # its moving statistics, as deployed (Figure 4's validation curves). The
@@ -346,6 +334,19 @@ def train_one(config, data, run, strategy=None):
         "wall_seconds": round(seconds, 1),
         "protocol": config.protocol(),
     }
+
+
+def _datasets(data, global_batch, seed):
+    """The study's tf.data pipelines over its in-memory arrays: training
+    reshuffled every epoch in full batches; validation in one pass."""
+    (x_train, y_train), (x_eval, y_eval), _, _ = data
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(global_batch, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train_ds, tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(500)
 
 
 def _load_results(config):
