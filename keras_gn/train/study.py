@@ -547,82 +547,69 @@ def _mean(stat):
 def claims(results, config):
     """[(exhibit, claim, holds: bool | None, the numbers)]; None where the
     results lack a cell the claim needs."""
+    checks = {"table2": _table2_claims, "table1": _table1_claims, "table3": _table3_claims}
     out = []
-    if "table2" in config.exhibits:
-        table, batches = _table2(results, config)
-        bn, gn = ({b: _mean(table[n][b]) for b in batches} for n in ("bn", "gn"))
-        if {32, 16, 8, 4, 2} <= set(batches) and None not in bn.values() and None not in gn.values():
-            gap = gn[32] - bn[32]
-            rising = all(bn[a] <= bn[b] for a, b in ((16, 8), (8, 4), (4, 2)))
-            drop = bn[2] - bn[32]
-            spread = max(gn.values()) - min(gn.values())
-            out.append(("Table 2", "GN − BN at 32 images within +1.5 points", gap <= 1.5, f"GN − BN = {gap:+.2f}"))
-            out.append(
-                (
-                    "Table 2",
-                    "BN's error rises as the batch falls from 16 to 2",
-                    rising,
-                    " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2)),
-                )
-            )
-            out.append(
-                ("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points")
-            )
-            out.append(
-                ("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points")
-            )
-        else:
-            out.append(("Table 2", "needs BN and GN at 32, 16, 8, 4 and 2 images", None, ""))
-    if "table1" in config.exhibits:
-        t1 = {n: _mean(s) for n, s in _table1(results, config).items()}
-        if None not in t1.values():
-            out.append(
-                (
-                    "Table 1",
-                    "BN and GN within 1.5 points at 32 images",
-                    abs(t1["bn"] - t1["gn"]) <= 1.5,
-                    f"GN − BN = {t1['gn'] - t1['bn']:+.2f}",
-                )
-            )
-            best, worst = max(t1["bn"], t1["gn"]), min(t1["ln"], t1["in"])
-            out.append(
-                (
-                    "Table 1",
-                    "BN and GN both better than LN and IN",
-                    best < worst,
-                    ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS),
-                )
-            )
-            out.append(("Table 1", "IN the worst of the four", t1["in"] == max(t1.values()), f"IN {t1['in']:.2f}"))
-            train = {n: _mean(s) for n, s in _table1(results, config, key="train_error").items()}
-            out.append(
-                (
-                    "Figure 4",
-                    "GN's final training error at or below BN's",
-                    train["gn"] <= train["bn"],
-                    f"GN {train['gn']:.2f}, BN {train['bn']:.2f}",
-                )
-            )
-        else:
-            out.append(("Table 1", "needs BN, LN, IN and GN at 32 images", None, ""))
-    if "table3" in config.exhibits:
-        by_groups, by_size = _table3(results, config)
-        ln, inst = _mean(by_groups.get(1)), _mean(by_size.get(1))
-        middle = {f"G = {g}": _mean(s) for g, s in by_groups.items() if g != 1 and s}
-        middle.update({f"{c} channels per group": _mean(s) for c, s in by_size.items() if c != 1 and s})
-        if ln is not None and inst is not None and middle:
-            name, best = min(middle.items(), key=lambda kv: kv[1])
-            out.append(
-                (
-                    "Table 3",
-                    "a middle number of groups beats both G = 1 (LN) and 1 channel per group (IN)",
-                    best < min(ln, inst),
-                    f"best middle: {name} {best:.2f}; LN {ln:.2f}, IN {inst:.2f}",
-                )
-            )
-        else:
-            out.append(("Table 3", "needs G = 1 and 1 channel per group", None, ""))
+    for exhibit in EXHIBITS:
+        if exhibit in config.exhibits:
+            out += checks[exhibit](results, config)
     return out
+
+
+def _table2_claims(results, config):
+    table, batches = _table2(results, config)
+    bn, gn = ({b: _mean(table[n][b]) for b in batches} for n in ("bn", "gn"))
+    if not ({32, 16, 8, 4, 2} <= set(batches) and None not in bn.values() and None not in gn.values()):
+        return [("Table 2", "needs BN and GN at 32, 16, 8, 4 and 2 images", None, "")]
+    gap = gn[32] - bn[32]
+    rising = all(bn[a] <= bn[b] for a, b in ((16, 8), (8, 4), (4, 2)))
+    drop = bn[2] - bn[32]
+    spread = max(gn.values()) - min(gn.values())
+    curve = " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2))
+    return [
+        ("Table 2", "GN − BN at 32 images within +1.5 points", gap <= 1.5, f"GN − BN = {gap:+.2f}"),
+        ("Table 2", "BN's error rises as the batch falls from 16 to 2", rising, curve),
+        ("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points"),
+        ("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points"),
+    ]
+
+
+def _table1_claims(results, config):
+    t1 = {n: _mean(s) for n, s in _table1(results, config).items()}
+    if None in t1.values():
+        return [("Table 1", "needs BN, LN, IN and GN at 32 images", None, "")]
+    best, worst = max(t1["bn"], t1["gn"]), min(t1["ln"], t1["in"])
+    train = {n: _mean(s) for n, s in _table1(results, config, key="train_error").items()}
+    errors = ", ".join(f"{paper.LABELS[n]} {t1[n]:.2f}" for n in TABLE1_NORMS)
+    gap = t1["gn"] - t1["bn"]
+    return [
+        ("Table 1", "BN and GN within 1.5 points at 32 images", abs(gap) <= 1.5, f"GN − BN = {gap:+.2f}"),
+        ("Table 1", "BN and GN both better than LN and IN", best < worst, errors),
+        ("Table 1", "IN the worst of the four", t1["in"] == max(t1.values()), f"IN {t1['in']:.2f}"),
+        (
+            "Figure 4",
+            "GN's final training error at or below BN's",
+            train["gn"] <= train["bn"],
+            f"GN {train['gn']:.2f}, BN {train['bn']:.2f}",
+        ),
+    ]
+
+
+def _table3_claims(results, config):
+    by_groups, by_size = _table3(results, config)
+    ln, inst = _mean(by_groups.get(1)), _mean(by_size.get(1))
+    middle = {f"G = {g}": _mean(s) for g, s in by_groups.items() if g != 1 and s}
+    middle.update({f"{c} channels per group": _mean(s) for c, s in by_size.items() if c != 1 and s})
+    if ln is None or inst is None or not middle:
+        return [("Table 3", "needs G = 1 and 1 channel per group", None, "")]
+    name, best = min(middle.items(), key=lambda kv: kv[1])
+    return [
+        (
+            "Table 3",
+            "a middle number of groups beats both G = 1 (LN) and 1 channel per group (IN)",
+            best < min(ln, inst),
+            f"best middle: {name} {best:.2f}; LN {ln:.2f}, IN {inst:.2f}",
+        )
+    ]
 
 
 def _verdict(holds):
