@@ -261,3 +261,17 @@ def test_missing_default_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     params = run.experiment_params("maskrcnn_r50fpn_gn_coco")
     assert params.task.init_checkpoint == str(tmp_path / "runs" / "r50_gn_backbone" / "ckpt")
     assert run.experiment_params("maskrcnn_r50fpn_gn_coco", init_checkpoint="").task.init_checkpoint == ""
+
+
+def test_c4_mask_head_config_round_trip():
+    from keras_gn.detection import heads
+
+    box = heads.C4DetectionHead(depth=50, backbone_norm="gn", backbone_groups=32, num_classes=3)
+    mask = heads.C4MaskHead(res5=box.res5, num_classes=3, norm="none")
+    clone = heads.C4MaskHead.from_config(mask.get_config())
+    assert clone.res5 is not box.res5
+    assert [w.shape for w in clone.res5.weights] == [w.shape for w in box.res5.weights]
+    assert clone.get_config()["num_classes"] == 3
+    assert [layer.name for layer in clone.res5.layers] == [layer.name for layer in box.res5.layers]
+    rois = tf_keras.backend.random_normal([1, 2, 14, 14, 1024])
+    assert clone([rois, tf_keras.backend.constant([[1, 2]])]).shape == (1, 2, 14, 14)

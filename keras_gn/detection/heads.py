@@ -175,3 +175,17 @@ class C4MaskHead(MaskHead):
     def call(self, inputs, training=None):
         roi_features, roi_classes = inputs
         return super().call([_run_per_roi(self.res5, roi_features, training), roi_classes], training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "res5": tf_keras.utils.serialize_keras_object(self.res5)}
+
+    @classmethod
+    def from_config(cls, config):
+        # A head rebuilt from its config gets its own res5 (the same
+        # architecture; its weights come from the checkpoint): the sharing
+        # with the box head is made by the task (`task.with_c4_heads`).
+        config = dict(config)
+        res5 = config.pop("res5", None)
+        if isinstance(res5, dict):
+            res5 = tf_keras.utils.deserialize_keras_object(res5)
+        return cls(res5=res5, **config)
