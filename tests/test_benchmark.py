@@ -64,3 +64,20 @@ def test_export_then_time_with_jax_alone(tmp_path):
     assert "ratios to keras_gn" in timed.stdout and "[2, 14, 14, 64] forward_backward: keras" in timed.stdout
     times = json.loads((tmp_path / "times.json").read_text())["medians_ms"]
     assert set(times) == {e["file"] for e in manifest} and all(t > 0 for t in times.values())
+
+
+def test_pass_costs_time_every_contender_and_agree_on_the_statistics():
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import pass_costs
+
+    ms = pass_costs.measure((2, 16, 64), repeats=1)
+    assert set(ms) == {
+        "floor", "read", "read_square", "shifted", "shifted_matmul", "keras_gn_stats", "keras_gn", "keras",
+    }  # fmt: skip
+    assert all(v > 0 for v in ms.values())
+    # The timed layers compute the same normalization.
+    x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (2, 16, 64)).astype(np.float32))
+    fns = pass_costs._contenders(x)
+    np.testing.assert_allclose(fns["keras_gn"](x).numpy(), fns["keras"](x).numpy(), atol=1e-4)
