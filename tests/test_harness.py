@@ -98,7 +98,6 @@ print("all checks passed")
 """
 
 
-@pytest.mark.large
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_layer_harness_on_other_backends(backend, tmp_path):
     pytest.importorskip(backend)
