@@ -93,6 +93,10 @@ class BuiltModel(keras.Model):
     graph = None
 
     def __init__(self, trainable=True, **arguments):
+        if arguments.get("dtype") is None:
+            # The policy the layers get (the global one) is part of the model:
+            # a model built under mixed precision and saved loads as it was.
+            arguments["dtype"] = keras.config.dtype_policy().name
         inputs, outputs, name = type(self).graph(**arguments)
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
         self._arguments = dict(arguments)
