@@ -30,10 +30,25 @@ def _resnet(dtype=None):
     return resnet(8, norm="gn", groups=4, width=8, stem="small", input_shape=(8, 8, 3), num_classes=3, dtype=dtype)
 
 
+def _resnet14(dtype=None):
+    from keras_gn.models import resnet
+
+    return resnet(14, norm="bn", width=8, stem="small", input_shape=(16, 16, 3), num_classes=3, dtype=dtype)
+
+
 def _i3d(dtype=None):
     from keras_gn.models import i3d_resnet
 
     return i3d_resnet(8, norm="gn", groups=4, width=8, input_shape=(2, 16, 16, 3), num_classes=3, dtype=dtype)
+
+
+def _i3d_edge(dtype=None):
+    from keras_gn.models import i3d_resnet
+
+    return i3d_resnet(
+        8, norm="gn", groups=4, width=8, input_shape=(4, 16, 16, 3), num_classes=3, temporal_padding="edge",
+        dtype=dtype,
+    )  # fmt: skip
 
 
 def _keras():
@@ -52,7 +67,9 @@ SUBJECTS = {
     "gn_layer": (_keras, _gn_layer, RNG.normal(2.0, 3.0, (4, 5, 5, 4)).astype("float32"), None),
     "gn_layer_tf_keras": (_tf_keras, _gn_twin, RNG.normal(2.0, 3.0, (4, 5, 5, 4)).astype("float32"), None),
     "resnet": (_keras, _resnet, RNG.normal(size=(4, 8, 8, 3)).astype("float32"), 3),
+    "resnet14_bn_four_stages": (_keras, _resnet14, RNG.normal(size=(4, 16, 16, 3)).astype("float32"), 3),
     "i3d_resnet": (_keras, _i3d, RNG.normal(size=(4, 2, 16, 16, 3)).astype("float32"), 3),
+    "i3d_resnet_edge_padding": (_keras, _i3d_edge, RNG.normal(size=(4, 4, 16, 16, 3)).astype("float32"), 3),
 }
 
 
@@ -65,7 +82,7 @@ def test_harness(subject, check, tmp_path):
         harness.fit_step(K, make, x, classes)
     elif check == "dtype_policies":
         call = None
-        if subject == "i3d_resnet":
+        if subject.startswith("i3d_resnet"):
             # TensorFlow's CPU kernels have no float16 MaxPool3D: run the
             # model under XLA, as training does (jit_compile=True); GPUs
             # have the kernel.
@@ -74,6 +91,10 @@ def test_harness(subject, check, tmp_path):
             call = lambda model, x: tf.function(model, jit_compile=True)(x)  # noqa: E731
         expected = lambda policy: policy.compute_dtype if classes is None else "float32"  # noqa: E731
         harness.dtype_policies(K, make, x, expected, call)
+    elif check == "eager_matches_symbolic":
+        harness.eager_matches_symbolic(K, make, x)
+        if classes is not None:
+            assert tuple(make()(x).shape) == (len(x), classes)
     elif check == "saved_and_loaded_in_a_fresh_process":
         harness.saved_and_loaded_in_a_fresh_process(K, make, x, tmp_path)
     else:
