@@ -19,7 +19,7 @@ import keras
 __all__ = ["bottleneck", "stage", "apply_norm", "BuiltModel"]
 
 
-def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, name):
+def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, name, dtype=None):
     """One bottleneck residual block (He et al. 2016, v1):
     conv1 (1x1) -> conv2 (3x3, carrying the stride) -> conv3 (1x1, 4 *
     filters), each followed by its normalization, ReLU after the first two;
@@ -38,24 +38,28 @@ def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, nam
       layers: the Keras that makes the ReLU and Add layers (`keras.layers` or
         `tf_keras.layers`).
       name: the block's prefix, e.g. "stage2_block1".
+      dtype: the ReLU and Add layers' dtype policy, the builder's (None: the
+        global policy); `conv` and `norm` apply their own.
     """
     shortcut = x
     if project:
         shortcut = norm(conv(x, filters * 4, kernels[2], strides, f"{name}_proj_conv"), f"{name}_proj_norm")
     y = conv(x, filters, kernels[0], 1, f"{name}_conv1")
-    y = layers.ReLU(name=f"{name}_relu1")(norm(y, f"{name}_norm1"))
+    y = layers.ReLU(name=f"{name}_relu1", dtype=dtype)(norm(y, f"{name}_norm1"))
     y = conv(y, filters, kernels[1], strides, f"{name}_conv2")
-    y = layers.ReLU(name=f"{name}_relu2")(norm(y, f"{name}_norm2"))
+    y = layers.ReLU(name=f"{name}_relu2", dtype=dtype)(norm(y, f"{name}_norm2"))
     y = conv(y, filters * 4, kernels[2], 1, f"{name}_conv3")
     y = norm(y, f"{name}_norm3", zero_init=True)
-    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
+    y = layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
+    return layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
 
 
-def stage(x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1, 3, 1)):
+def stage(x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1, 3, 1), dtype=None):
     """Residual stage `index` (1 for res2 ... 4 for res5): `blocks`
     bottleneck blocks, the first with a projection and the stage's
     `strides`. `kernels` is one triple for every block or a function of the
-    block's index (from 0) returning it (I3D inflates every other block)."""
+    block's index (from 0) returning it (I3D inflates every other block).
+    `dtype`: as `bottleneck`'s."""
     for block in range(blocks):
         x = bottleneck(
             x,
@@ -67,6 +71,7 @@ def stage(x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1,
             norm=norm,
             layers=layers,
             name=f"stage{index}_block{block + 1}",
+            dtype=dtype,
         )
     return x
 

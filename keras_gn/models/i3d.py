@@ -141,6 +141,7 @@ def _graph(
             norm=norm_layer,
             layers=keras.layers,
             kernels=lambda block, inflated=inflated: ((3 if inflated[block] else 1, 1, 1), (1, 3, 3), (1, 1, 1)),
+            dtype=dtype,
         )
         if index == 1:
             x = keras.layers.MaxPooling3D((3, 1, 1), (2, 1, 1), padding="same", name="pool2", **layer_args)(x)

@@ -150,6 +150,7 @@ def _graph(
             conv=conv,
             norm=norm_layer,
             layers=K.layers,
+            dtype=dtype,
         )
         levels[str(index + 1)] = x
     outputs = x
