@@ -47,16 +47,25 @@ def _table(layers, group_norm):
 NORMALIZATIONS = _table(keras.layers, GroupNormalization)
 
 
-def _framework_table(framework):
+def keras_module(framework):
+    """The Keras of `framework`: "keras" (Keras 3) or "tf_keras" (Keras 2,
+    for the Model Garden); both have the same layers API."""
     if framework == "keras":
-        return NORMALIZATIONS, keras.layers.Identity
+        return keras
     if framework == "tf_keras":
         import tf_keras
 
-        from keras_gn import legacy
-
-        return _table(tf_keras.layers, legacy.GroupNormalization), tf_keras.layers.Identity
+        return tf_keras
     raise ValueError(f"framework must be 'keras' or 'tf_keras'; got {framework!r}.")
+
+
+def _framework_table(framework):
+    K = keras_module(framework)
+    if K is keras:
+        return NORMALIZATIONS, keras.layers.Identity
+    from keras_gn import legacy
+
+    return _table(K.layers, legacy.GroupNormalization), K.layers.Identity
 
 
 def _make(

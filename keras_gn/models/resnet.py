@@ -18,7 +18,7 @@ normalization chosen by `norm`.
 import keras
 
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
-from keras_gn.norms import normalization
+from keras_gn.norms import keras_module, normalization
 
 __all__ = ["resnet", "resnet50", "resnet101", "ResNet", "STAGE_SIZES"]
 
@@ -106,7 +106,7 @@ def resnet(
     if framework == "keras" and isinstance(norm, str):
         return ResNet(**arguments)
     inputs, outputs, name = _graph(**arguments)
-    return _keras(framework).Model(inputs, outputs, name=name)
+    return keras_module(framework).Model(inputs, outputs, name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -123,7 +123,7 @@ def _graph(
 ):  # fmt: skip
     """(inputs, outputs, name) of `resnet()`'s model."""
     stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
-    K = _keras(framework)
+    K = keras_module(framework)
     axis = -1 if data_format == "channels_last" else 1
     if input_shape is None:
         input_shape = (224, 224, 3) if axis == -1 else (3, 224, 224)
@@ -177,18 +177,6 @@ def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
     if stages[0] > 1 and input_shape is None:
         raise ValueError(f"stages={stages} starts after the stem: give the input feature map's input_shape.")
     return stages
-
-
-def _keras(framework):
-    """The Keras that builds the model: Keras 3, or tf_keras (Keras 2) for
-    the Model Garden; both have the same layers API."""
-    if framework == "keras":
-        return keras
-    if framework == "tf_keras":
-        import tf_keras
-
-        return tf_keras
-    raise ValueError(f"framework must be 'keras' or 'tf_keras'; got {framework!r}.")
 
 
 def _conv2d(K, data_format, reg, layer_args):
