@@ -102,14 +102,6 @@ def i3d_resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-@keras.saving.register_keras_serializable(package="keras_gn")
-class I3DResNet(BuiltModel):
-    """The functional model `i3d_resnet()` builds, keeping its arguments
-    (`arguments`, `get_config`; see `BuiltModel`)."""
-
-    graph = staticmethod(lambda **arguments: _graph(**arguments))
-
-
 def _graph(
     depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype, **norm_args
 ):
@@ -150,6 +142,14 @@ def _graph(
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
         outputs = logits(keras, num_classes, reg)(x)
     return inputs, outputs, name or f"i3d_resnet{depth}_{norm_name(norm)}"
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class I3DResNet(BuiltModel):
+    """The functional model `i3d_resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
+
+    graph = staticmethod(_graph)
 
 
 def _conv3d(temporal_padding, reg, layer_args):

@@ -109,14 +109,6 @@ def resnet(
     return keras_module(framework).Model(inputs, outputs, name=name)
 
 
-@keras.saving.register_keras_serializable(package="keras_gn")
-class ResNet(BuiltModel):
-    """The functional model `resnet()` builds, keeping its arguments
-    (`arguments`, `get_config`; see `BuiltModel`)."""
-
-    graph = staticmethod(lambda **arguments: _graph(**arguments))
-
-
 def _graph(
     depth, norm, include_top, num_classes, input_shape, data_format, width, stem, weight_decay, name, framework,
     endpoints, decay_norms, stages, dtype, **norm_args,
@@ -160,6 +152,14 @@ def _graph(
         x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
         outputs = logits(K, num_classes, reg)(x)
     return inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}"
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class ResNet(BuiltModel):
+    """The functional model `resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
+
+    graph = staticmethod(_graph)
 
 
 def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
