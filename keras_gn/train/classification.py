@@ -25,12 +25,13 @@ import tensorflow as tf
 
 from keras_gn import data
 from keras_gn.models import resnet
+from keras_gn.norms import NORMALIZATIONS
 from keras_gn.train.cli import option
 
 __all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule", "compile_classifier", "resolve_precision"]
 
 
-NORMS = ("bn", "syncbn", "frozen_bn", "brn", "gn", "ln", "in", "none")
+NORMS = tuple(NORMALIZATIONS)
 PRECISIONS = ("auto", "none", "float16", "bfloat16")
 
 

@@ -21,7 +21,7 @@ from absl import app, flags
 
 from keras_gn.train.strategy import STRATEGIES, make_strategy, split_cpu
 
-__all__ = ["option", "define_flags", "values", "define_runtime_flags", "strategy_from_flags"]
+__all__ = ["option", "inherit", "define_flags", "values", "define_runtime_flags", "strategy_from_flags"]
 
 
 def option(default, help, *, choices=None, item=None, minimum=None, flag=True):
@@ -31,6 +31,15 @@ def option(default, help, *, choices=None, item=None, minimum=None, flag=True):
     value of a number or of each item; `flag=False`: not on the command line."""
     metadata = {"help": help, "choices": choices, "item": item, "minimum": minimum, "flag": flag}
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def inherit(config_cls, name, default=dataclasses.MISSING, **changes):
+    """A subclass's field like `config_cls`'s field `name` (its help and
+    checks) with another `default` and/or metadata `changes` (e.g.
+    `flag=False`)."""
+    field = next(f for f in dataclasses.fields(config_cls) if f.name == name)
+    default = field.default if default is dataclasses.MISSING else default
+    return dataclasses.field(default=default, metadata={**field.metadata, **changes})
 
 
 def _fields(config_cls):

@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras_gn.data.video import video_dataset
 from keras_gn.models import i3d_resnet, inflate
 from keras_gn.train.classification import ImageTask, TrainConfig, _check_mode
-from keras_gn.train.cli import option
+from keras_gn.train.cli import inherit, option
 
 __all__ = ["VideoConfig", "VideoTask"]
 
@@ -27,26 +27,24 @@ class VideoConfig(TrainConfig):
     64 clips, 400k iterations with lr / 10 at 150k and 300k, weight decay
     1e-4, written here in epochs of Kinetics-400's ~240k training videos."""
 
-    dataset: str = option("kinetics400", "TFDS data set, or 'synthetic'.")
     frames: int = option(32, "Frames per clip (the paper: 32 or 64).", minimum=1)
     sample_rate: int = option(2, "Stride between the sampled frames.", minimum=1)
     clips_per_replica: int = option(8, "Clips per GPU (the paper: 8 or 4).", minimum=1)
     eval_clips: int = option(10, "Clips per video at test time (10-clip testing).", minimum=1)
-    image_size: int = option(224, "Training and evaluation crop size, pixels.", minimum=1)
-    epochs: int = option(106, "Training epochs.", minimum=1)
-    decay_epochs: tuple = option((40, 80), "Epochs at which the learning rate is divided by 10.", item=float)
-    base_learning_rate: float = option(0.01, "Learning rate for a total batch of --base_batch, scaled linearly.")
-    base_batch: int = option(64, "The total batch of --base_learning_rate.", minimum=1)
     init_checkpoint: str = option("", "A 2-D model.keras from experiments/imagenet_resnet.py to inflate.")
-    synthetic_classes: int = option(400, "Classes of --dataset=synthetic.", minimum=2)
-    synthetic_examples: int = option(64, "Training examples of --dataset=synthetic.", minimum=1)
-    model_dir: str = option(
-        "/tmp/keras_gn_kinetics", "Checkpoints, TensorBoard logs, results.json; restart with the same one to resume."
-    )
+    # TrainConfig's fields with the video recipe's defaults (same flags and help).
+    dataset: str = inherit(TrainConfig, "dataset", "kinetics400")
+    epochs: int = inherit(TrainConfig, "epochs", 106)
+    decay_epochs: tuple = inherit(TrainConfig, "decay_epochs", (40, 80))
+    base_learning_rate: float = inherit(TrainConfig, "base_learning_rate", 0.01)
+    base_batch: int = inherit(TrainConfig, "base_batch", 64)
+    synthetic_classes: int = inherit(TrainConfig, "synthetic_classes", 400)
+    synthetic_examples: int = inherit(TrainConfig, "synthetic_examples", 64)
+    model_dir: str = inherit(TrainConfig, "model_dir", "/tmp/keras_gn_kinetics")
     # Image-only settings: not flags of the video binary.
-    stem: str = option("imagenet", "", flag=False)
-    images_per_replica: int = option(32, "", flag=False)
-    data_format: str = option("channels_last", "", flag=False)
+    stem: str = inherit(TrainConfig, "stem", flag=False)
+    images_per_replica: int = inherit(TrainConfig, "images_per_replica", flag=False)
+    data_format: str = inherit(TrainConfig, "data_format", flag=False)
 
 
 class VideoTask(ImageTask):
