@@ -236,21 +236,22 @@ def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
 # ------------------------------------------------------------ the binary
 
 
-def _quick(out):
+def _sweep(*flags, timeout=600):
+    """The study's binary with `flags`, in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments.batch_size_sweep", "--quick", f"--output_dir={out}"],
+        [sys.executable, "-m", "experiments.batch_size_sweep", *flags],
         cwd=ROOT,
         env=env(),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick")
-    result = _quick(out)
+    result = _sweep("--quick", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 
@@ -291,7 +292,7 @@ def test_quick_run_fills_every_exhibit(quick_run):
 def test_quick_run_started_again_trains_nothing(quick_run):
     out, _ = quick_run
     before = (out / "results.json").read_text()
-    result = _quick(out)
+    result = _sweep("--quick", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     n = len(json.loads(before))
     assert f"{n} runs, {n} already in" in result.stdout and "[1/" not in result.stdout
@@ -299,14 +300,7 @@ def test_quick_run_started_again_trains_nothing(quick_run):
 
 
 def test_bad_flag_is_one_line_before_training(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.batch_size_sweep", "--table3_groups=1,7", f"--output_dir={tmp_path}/x"],
-        cwd=ROOT,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _sweep("--table3_groups=1,7", f"--output_dir={tmp_path}/x", timeout=120)
     assert result.returncode != 0 and "do not divide every layer's channels" in result.stderr
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "x")
 
