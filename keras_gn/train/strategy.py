@@ -42,7 +42,7 @@ def make_strategy(name="default", num_gpus=1, tpu=None):
     if name == "tpu":
         return _tpu_strategy(tpu)
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return MultiWorkerMirroredStrategy()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if name == "one_device":
@@ -51,9 +51,34 @@ def make_strategy(name="default", num_gpus=1, tpu=None):
     if num_gpus > len(devices):
         kind = "GPUs" if gpus else "CPU devices (this machine has no GPU; split the CPU with --cpu_devices)"
         raise ValueError(f"--num_gpus={num_gpus} replicas asked for, but only {len(devices)} {kind} found.")
-    if not gpus:
-        logging.warning("No GPU found: MirroredStrategy runs on %d logical CPU devices.", num_gpus)
+    if not gpus and len(cpus) == 1:
+        logging.warning("No GPU found: MirroredStrategy runs on the CPU alone.")
     return tf.distribute.MirroredStrategy(devices[:num_gpus])
+
+
+class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`tf.distribute.MultiWorkerMirroredStrategy` whose `reduce` works for
+    what Keras 3's `fit` and `evaluate` ask of it (keras-team/keras#20585):
+
+    - a nested structure, reduced item by item as `MirroredStrategy` does:
+      Keras reduces the whole first batch, (images, labels), to find its
+      shapes, and the multi-worker `reduce` took one value only ("Attempt to
+      convert a value (PerReplica...) to a Tensor" at the first step);
+    - per-replica scalars with `axis=0`: Keras reduces its metrics that way
+      on several workers, which has no axis 0; they are reduced across the
+      replicas alone, as on one worker."""
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def one(item):
+            local = self.experimental_local_results(item)[0]
+            scalar = getattr(local, "shape", None) is not None and local.shape.rank == 0
+            return parent.reduce(reduce_op, item, None if scalar else axis)
+
+        if isinstance(value, tf.distribute.DistributedValues):
+            return one(value)
+        return tf.nest.map_structure(one, value)
 
 
 def _has_local_tpu():
