@@ -29,9 +29,13 @@ def backbone_arguments(source, depth=None, norm=None, groups=None):
     or its path): each given value, else the source model's own (a
     `keras_gn.models.ResNet` keeps its builder's arguments), with BN read as
     "frozen_bn" (the paper's detection baseline, BN*); else 50, "gn", 32."""
-    import keras
+    from keras_gn.errors import load_model
 
-    model = keras.models.load_model(source) if isinstance(source, str) else source
+    model = (
+        load_model(source, "Give --keras_model a model.keras written by keras-gn-imagenet.")
+        if isinstance(source, str)
+        else source
+    )
     kept = getattr(model, "arguments", {})
     source_norm = kept.get("norm")
     return (

@@ -62,25 +62,37 @@ def resolve_checkpoint(prefix):
 def run(params, mode, model_dir, strategy):
     """Trains and/or evaluates; returns the last evaluation's metrics (box AP
     as "AP", mask AP as "mask_AP", COCO's other numbers beside them), also
-    written to `model_dir/results.json`."""
+    written to `model_dir/results.json` (by the chief of several workers).
+
+    In "train_and_eval" the metrics are those of the evaluation that ends
+    training (the Model Garden would evaluate a second time to return them);
+    "train" and "continuous_eval" return none (see TensorBoard)."""
     if "train" in mode:
         train_utils.serialize_config(params, model_dir)
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=model_dir)
-    # run_post_eval: the Model Garden returns the metrics only then.
-    _, logs = train_lib.run_experiment(
-        distribution_strategy=strategy,
-        task=task,
-        mode=mode,
-        params=params,
-        model_dir=model_dir,
-        run_post_eval="eval" in mode,
+    runner = train_lib.OrbitExperimentRunner(
+        distribution_strategy=strategy, task=task, mode=mode, params=params, model_dir=model_dir
     )
+    trainer = params.trainer
+    with strategy.scope():
+        if mode == "train_and_eval":
+            logs = runner.controller.train_and_evaluate(
+                train_steps=trainer.train_steps,
+                eval_steps=trainer.validation_steps,
+                eval_interval=trainer.validation_interval,
+            )
+        elif mode == "eval":
+            logs = runner.controller.evaluate(steps=trainer.validation_steps)
+        else:
+            runner.run()
+            logs = {}
     metrics = {
         k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))
     }
-    with open(os.path.join(model_dir, "results.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    if strategy.extended.should_checkpoint:
+        with open(os.path.join(model_dir, "results.json"), "w") as f:
+            json.dump(metrics, f, indent=1)
     if metrics:
         print(
             f"box AP {metrics.get('AP', float('nan')):.4f}, mask AP {metrics.get('mask_AP', float('nan')):.4f}; "

@@ -13,6 +13,7 @@ from official.vision.ops import anchor
 from official.vision.tasks import maskrcnn as maskrcnn_task
 
 from keras_gn.detection import configs, heads
+from keras_gn.errors import checkpoint_error
 
 __all__ = ["MaskRCNNTask", "with_heads", "with_c4_heads", "count_layers", "single_level_anchors", "PARTS"]
 
@@ -124,6 +125,17 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         with `init_checkpoint_modules="backbone"`, the checkpoint holds the
         whole ImageNet ResNet (`convert.write_backbone_checkpoint`): its
         res2-res4 go into the backbone and its res5 into the box head."""
+        try:
+            self._initialize(model)
+        except tf.errors.OpError as error:  # NotFound, DataLoss, ... from reading the files
+            raise checkpoint_error(
+                self.task_config.init_checkpoint,
+                error,
+                "Write it again with keras-gn-convert-backbone, give another --init_checkpoint, "
+                "or --init_checkpoint= to train from scratch.",
+            ) from None
+
+    def _initialize(self, model):
         config = self.task_config
         if config.model.heads != "c4" or not config.init_checkpoint or config.init_checkpoint_modules != "backbone":
             return super().initialize(model)
@@ -139,6 +151,13 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         copy_by_name(whole, model.backbone)
         copy_by_name(whole, model.detection_head[0].res5)
         logging.info("Initialised the C4 backbone and res5 head from %s", path)
+
+    def validation_step(self, inputs, model, metrics=None):
+        """The Model Garden's, without its placeholder loss: Mask R-CNN's
+        evaluation computes no loss, and reported `validation_loss: 0.0`."""
+        logs = super().validation_step(inputs, model, metrics)
+        logs.pop(self.loss, None)
+        return logs
 
     def _check_anchor_sizes(self):
         model = self.task_config.model

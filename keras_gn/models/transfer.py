@@ -1,6 +1,6 @@
 """Copying weights between models built from the same definitions, by layer name."""
 
-import keras
+from keras_gn.errors import load_model
 
 __all__ = ["copy_by_name"]
 
@@ -21,7 +21,7 @@ def copy_by_name(source, target, transform=None, skip=()):
       twin in `source` or its weights have other shapes.
     """
     if isinstance(source, str):
-        source = keras.models.load_model(source)
+        source = load_model(source, "Give a model.keras written by keras-gn-imagenet.")
     copied = []
     for layer in target.layers:
         if not layer.weights or layer.name in skip:
