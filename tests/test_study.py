@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from binaries import ROOT, env
 
+from keras_gn import GroupNormalization
+from keras_gn.models.resnet import normalized_channels, resnet
 from keras_gn.train import study
 
 TINY = dict(
@@ -81,8 +83,11 @@ def test_plan_trains_each_shared_run_once():
 
 def test_every_table3_setting_divides_every_layer():
     config = _config()
-    channels = study.channel_counts(config)
-    assert channels[0] == config.width
+    # The channels of the normalized layers of the model itself, and the
+    # list the checks use (normalized_channels) agrees with them.
+    model = resnet(config.depth, norm="gn", groups=1, width=config.width, stem="small", input_shape=(8, 8, 1))
+    channels = sorted({layer.input.shape[-1] for layer in model.layers if isinstance(layer, GroupNormalization)})
+    assert normalized_channels(config.depth, config.width) == channels
     for g in config.table3_groups:
         assert all(c % g == 0 for c in channels)
     for s in config.table3_group_sizes:

@@ -20,7 +20,7 @@ import keras
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
 from keras_gn.norms import keras_module, normalization
 
-__all__ = ["resnet", "resnet50", "resnet101", "ResNet", "STAGE_SIZES"]
+__all__ = ["resnet", "resnet50", "resnet101", "ResNet", "STAGE_SIZES", "normalized_channels", "check_groups"]
 
 # depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
 STAGE_SIZES = {
@@ -32,6 +32,30 @@ STAGE_SIZES = {
     101: [3, 4, 23, 3],
     152: [3, 8, 36, 3],
 }
+
+
+def normalized_channels(depth, width=64):
+    """The channel counts of every normalized layer of `resnet(depth,
+    width=width)`, ascending: the stem's, and each stage's bottleneck and
+    output widths. GN's groups must divide each of them."""
+    if depth not in STAGE_SIZES:
+        raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
+    stages = len(STAGE_SIZES[depth])
+    return sorted({width} | {m * width * 2**s for s in range(stages) for m in (1, 4)})
+
+
+def check_groups(groups, depth, width=64, name="groups"):
+    """A ValueError naming `name` unless each of `groups` (numbers of groups,
+    or channels per group) divides every normalized layer's channels of
+    `resnet(depth, width=width)`; the message lists the values that do."""
+    channels = normalized_channels(depth, width)
+    bad = [g for g in groups if any(c % g for c in channels)]
+    if bad:
+        divisors = [d for d in range(1, channels[0] + 1) if all(c % d == 0 for c in channels)]
+        raise ValueError(
+            f"{name}: {bad} do not divide every layer's channels {channels} "
+            f"(ResNet-{depth}, width {width}); use one of {divisors}."
+        )
 
 
 def resnet(

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from keras_gn import paper
 from keras_gn.data.arrays import load_arrays
-from keras_gn.models.resnet import STAGE_SIZES, resnet
+from keras_gn.models.resnet import STAGE_SIZES, check_groups, resnet
 from keras_gn.norms import NORMALIZATIONS
 from keras_gn.train.classification import compile_classifier, learning_rate_schedule
 from keras_gn.train.cli import option
@@ -208,13 +208,6 @@ def plan(config):
     return runs
 
 
-def channel_counts(config):
-    """The channel counts of every normalized layer of the study's ResNet."""
-
-    stages = len(STAGE_SIZES[config.depth])
-    return sorted({config.width} | {m * config.width * 2**s for s in range(stages) for m in (1, 4)})
-
-
 def _validate(config):
     """Raises ValueError, naming the setting, before anything trains."""
 
@@ -226,18 +219,11 @@ def _validate(config):
             raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMALIZATIONS)}.")
     if config.depth not in STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {config.depth}.")
-    channels = channel_counts(config)
     checks = [("groups", (config.groups,))]
     if "table3" in config.exhibits:
         checks += [("table3_groups", config.table3_groups), ("table3_group_sizes", config.table3_group_sizes)]
     for name, values in checks:
-        bad = [v for v in values if any(c % v for c in channels)]
-        if bad:
-            divisors = [d for d in range(1, channels[0] + 1) if all(c % d == 0 for c in channels)]
-            raise ValueError(
-                f"{name}: {bad} do not divide every layer's channels {channels} "
-                f"(ResNet-{config.depth}, width {config.width}); use one of {divisors}."
-            )
+        check_groups(values, config.depth, config.width, name)
     batches = tuple(config.images_per_replica) if "table2" in config.exhibits else ()
     if {"table1", "table3"} & set(config.exhibits):
         batches += (LARGE_BATCH,)
