@@ -1,5 +1,5 @@
 """tf.data input pipelines."""
 
-from keras_gn.data.images import DatasetInfo, dataset_info, image_dataset
+from keras_gn.data.images import DatasetInfo, check_prepared, dataset_info, image_dataset
 
-__all__ = ["DatasetInfo", "dataset_info", "image_dataset"]
+__all__ = ["DatasetInfo", "check_prepared", "dataset_info", "image_dataset"]

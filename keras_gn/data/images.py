@@ -9,6 +9,7 @@ standard deviation (ImageNet's for RGB data).
 """
 
 import dataclasses
+import os
 
 import tensorflow as tf
 
@@ -61,6 +62,31 @@ def dataset_info(name, data_dir=None, synthetic_examples=1024, synthetic_classes
         eval_examples=splits[eval_split].num_examples if eval_split in splits else None,
         eval_split=eval_split,
     )
+
+
+def check_prepared(name, data_dir=None):
+    """A ValueError, naming the flag, unless the TFDS data set `name` is
+    prepared in `data_dir` (TFDS's default folder when None); nothing is
+    downloaded. "synthetic" always passes."""
+    if name == SYNTHETIC:
+        return
+    if data_dir and "://" not in data_dir and not os.path.isdir(data_dir):
+        raise ValueError(
+            f"--data_dir={data_dir} does not exist; it should hold the prepared TFDS data set {name!r} "
+            f"(`tfds build {name} --data_dir={data_dir}`), or use --dataset=synthetic."
+        )
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # noqa: BLE001 - TFDS raises many kinds here
+        raise ValueError(f"--dataset={name}: TFDS has no such data set ({error}).") from None
+    if not builder.is_prepared():
+        raise ValueError(
+            f"--dataset={name}: could not find data in {builder.data_dir} (--data_dir={data_dir or 'TFDS default'}). "
+            f"Prepare it first (`tfds build {name} --data_dir=...`; ImageNet and Kinetics need their manual "
+            f"downloads), or use --dataset=synthetic."
+        )
 
 
 def load_tfds(name, split, data_dir=None, **kwargs):
