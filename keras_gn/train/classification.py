@@ -5,12 +5,16 @@ the strategy, then runs `keras.Model.fit` with Keras's own callbacks:
 
 - `BackupAndRestore` in `model_dir/backup`: a killed run started again with
   the same `model_dir` resumes from its last finished epoch, model and
-  optimizer state (momentum, step count, hence the learning rate) included;
+  optimizer state (momentum, step count, hence the learning rate) included.
+  The backup before the last is kept, and used when the last was cut short
+  by the kill; one that cannot be read is an error naming the file;
 - `ModelCheckpoint`: the weights after every epoch, `model_dir/checkpoints`;
 - `TensorBoard`: `model_dir/tensorboard`;
 
 and writes `model_dir/results.json` (top-1 error, the configuration) and the
-trained model `model_dir/model.keras`.
+trained model `model_dir/model.keras`. Under a multi-worker strategy every
+worker resumes from the backup (`model_dir` must be on storage they all
+see) and the chief alone writes.
 """
 
 import dataclasses
@@ -24,9 +28,12 @@ import keras
 import tensorflow as tf
 
 from keras_gn import data
+from keras_gn.errors import checkpoint_error
 from keras_gn.models import resnet
+from keras_gn.models.resnet import STAGE_SIZES, check_groups
 from keras_gn.norms import NORMALIZATIONS
 from keras_gn.train.cli import option
+from keras_gn.train.runs import is_chief
 
 __all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule", "compile_classifier", "resolve_precision"]
 
@@ -84,6 +91,33 @@ def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore` with the backup before the last kept (a
+    kill while the last was written leaves that one), an error that names
+    an unreadable backup and what to do, and, with `write=False` (the
+    non-chief workers), restore only."""
+
+    def __init__(self, backup_dir, write=True):
+        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=write)
+        self.write = write
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as error:
+            model_dir = os.path.dirname(os.path.normpath(self.backup_dir))
+            raise checkpoint_error(
+                self._weights_path,
+                error,
+                f"Delete {self.backup_dir} to train again from the first epoch (its epoch checkpoints in "
+                f"{os.path.join(model_dir, 'checkpoints')} are weights only), or start afresh with --overwrite.",
+            ) from None
+
+    def _save_model(self):
+        if self.write:
+            super()._save_model()
+
+
 class _ResumeLog(keras.callbacks.Callback):
     """One line at the start of training saying where it starts from."""
 
@@ -111,6 +145,16 @@ class ImageTask:
 
     def per_replica_batch(self, config):
         return config.images_per_replica
+
+    def check(self, config):
+        """A ValueError naming the flag, before anything is built or
+        written: a depth there is no ResNet of, GN groups that do not divide
+        every normalized layer's channels, data that is not there."""
+        if config.depth not in STAGE_SIZES:
+            raise ValueError(f"--depth={config.depth}: choose from {', '.join(map(str, sorted(STAGE_SIZES)))}.")
+        if config.norm == "gn":
+            check_groups((config.groups,), config.depth, config.width, "--groups")
+        data.check_prepared(config.dataset, config.data_dir)
 
     def info(self, config):
         return data.dataset_info(config.dataset, config.data_dir, config.synthetic_examples, config.synthetic_classes)
@@ -230,7 +274,7 @@ def _train(config, strategy, task):
         steps_per_epoch=plan.steps_per_epoch,
         validation_data=val_ds,
         validation_steps=plan.eval_steps,
-        callbacks=_callbacks(config.model_dir),
+        callbacks=_callbacks(config.model_dir, chief=is_chief(strategy)),
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
@@ -245,10 +289,13 @@ def _train(config, strategy, task):
         "train_seconds_in_this_process": round(time.time() - start, 1),
         "config": dataclasses.asdict(config),
     }
-    model.save(os.path.join(config.model_dir, "model.keras"))
-    with open(os.path.join(config.model_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1, default=str)
-    print(f"top-1 error {results['top1_error']:.4f}; results in {config.model_dir}/results.json", flush=True)
+    if is_chief(strategy):
+        # results.json last: its presence marks a finished run (keras_gn.train.runs).
+        model.save(os.path.join(config.model_dir, "model.keras"))
+        with open(os.path.join(config.model_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1, default=str)
+    where = f"results in {config.model_dir}/results.json" if is_chief(strategy) else "the chief writes the results"
+    print(f"top-1 error {results['top1_error']:.4f}; {where}", flush=True)
     return results
 
 
@@ -296,11 +343,14 @@ def _plan(config, strategy, task):
     return _Plan(info, replicas, per_replica, global_batch, steps_per_epoch, eval_steps, dataset_fn)
 
 
-def _callbacks(model_dir):
+def _callbacks(model_dir, chief=True):
+    """Backups for resuming on every worker; epoch checkpoints and
+    TensorBoard written by the chief alone."""
+    backup = [_Backup(os.path.join(model_dir, "backup"), write=chief), _ResumeLog()]
+    if not chief:
+        return backup
     os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
-    return [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
-        _ResumeLog(),
+    return backup + [
         keras.callbacks.ModelCheckpoint(
             os.path.join(model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
         ),

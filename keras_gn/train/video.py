@@ -7,6 +7,7 @@ TensorBoard, results.json); this module supplies the clips, the I3D model
 """
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -50,6 +51,15 @@ class VideoConfig(TrainConfig):
 class VideoTask(ImageTask):
     def per_replica_batch(self, config):
         return config.clips_per_replica
+
+    def check(self, config):
+        super().check(config)
+        path = config.init_checkpoint
+        if path and "://" not in path and not os.path.isfile(path):
+            raise ValueError(
+                f"--init_checkpoint={path} not found; give a model.keras written by keras-gn-imagenet, "
+                "or --init_checkpoint= to train from scratch."
+            )
 
     def dataset(self, config, *, info, mode, batch_size, input_context=None, drop_remainder=False):
         # Training and the per-epoch validation use one (the center) clip;

@@ -1,0 +1,162 @@
+"""A run folder (`--model_dir`, the study's `--output_dir`) belongs to one run.
+
+`claim(folder)` holds it for the length of a run:
+
+- a lock file, `run.lock`, records the owner (process id, host, start time).
+  A second run into a live folder stops at once, naming the folder and the
+  owner; a lock left by a killed run (its process is gone) is taken over, so
+  the killed run resumes;
+- a finished run (its `results.json` is there) is kept: `claim` says so and
+  the binary exits 0 without training, unless `overwrite` clears the run's
+  outputs first.
+
+`check_writable` is the check of a folder the binaries make before anything
+runs.
+"""
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import socket
+import time
+
+from keras_gn.errors import RunError
+
+__all__ = ["LOCK", "claim", "check_writable", "is_chief"]
+
+LOCK = "run.lock"
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on the
+    non-chief workers of a multi-worker strategy."""
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def check_writable(folder, flag):
+    """Creates `folder` if needed and checks that a file can be written in
+    it; a `ValueError` naming `flag` otherwise."""
+    if "://" in folder:
+        return  # remote storage (gs://...): TensorFlow's file system checks it when writing
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write_test.{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(f"{flag}={folder} cannot be written: {error.strerror or error}.") from None
+
+
+def _process_start(pid):
+    """The start time of process `pid` in clock ticks since boot (Linux), to
+    tell it from a later process that got the same id; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(owner):
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    started = owner.get("process_start")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def _describe(owner):
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("time", 0)))
+    return f"process {owner.get('pid')} on {owner.get('host')}, started {since}"
+
+
+def _read_owner(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}  # being written, or unreadable: treated as stale below when old enough
+
+
+def _acquire(folder, log):
+    path = os.path.join(folder, LOCK)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
+    me["process_start"] = _process_start(me["pid"])
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _read_owner(path)
+            fresh = not owner and time.time() - os.path.getmtime(path) < 10
+            if fresh or (owner.get("host") not in (None, me["host"])) or (owner and _alive(owner)):
+                who = _describe(owner) if owner else "a run that is starting"
+                raise RunError(
+                    f"{folder} is in use by another run ({who}). Wait for it to finish, or give another folder; "
+                    f"if that run is no longer alive, delete {path}."
+                ) from None
+            log(f"Taking over {path} from a run that is no longer alive ({_describe(owner)}).")
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return path
+    raise RunError(f"could not take the lock {path}; another run is starting in {folder}.")
+
+
+def _release(path):
+    if _read_owner(path).get("pid") == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _clear(folder, outputs, log):
+    removed = []
+    for pattern in outputs:
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder), pattern))):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    if removed:
+        log(f"--overwrite: removed {', '.join(removed)} from {folder}.")
+
+
+@contextlib.contextmanager
+def claim(folder, outputs, *, overwrite=False, results="results.json", log=print):
+    """Holds `folder` for one run; yields the path of a finished run's
+    results (then there is nothing to train) or None.
+
+    Args:
+      folder: the run folder, created if needed.
+      outputs: names (or glob patterns, "ckpt-*") of the files and folders
+        the run writes in it: what `overwrite` removes; nothing else in the
+        folder is touched.
+      overwrite: start afresh: remove `outputs` (a finished run's or a killed
+        run's) before training.
+      results: the file whose presence means the run finished.
+      log: where the one-line notices go.
+
+    Raises `RunError` when another live run holds the folder. The lock is
+    released when the block ends, however it ends; a killed process leaves
+    it behind, and the next run takes it over.
+    """
+    os.makedirs(folder, exist_ok=True)
+    lock = _acquire(folder, log)
+    try:
+        if overwrite:
+            _clear(folder, [n for n in outputs if n != LOCK], log)
+        finished = os.path.join(folder, results)
+        yield finished if os.path.exists(finished) else None
+    finally:
+        _release(lock)
