@@ -51,7 +51,14 @@ def test_tpu_without_tpu_fails_fast_with_a_clear_message(tmp_path):
     env.pop("TPU_NAME", None)
     start = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.imagenet_resnet", "--strategy=tpu", f"--model_dir={tmp_path}"],
+        [
+            sys.executable,
+            "-m",
+            "experiments.imagenet_resnet",
+            "--dataset=synthetic",
+            "--strategy=tpu",
+            f"--model_dir={tmp_path}",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
