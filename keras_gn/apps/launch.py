@@ -7,17 +7,19 @@
   `usage_errors`) and a leftover argument exit with code 2; a `RunError`
   (a folder in use, an unreadable checkpoint) with code 1;
 - TensorFlow's Python INFO logs ("Reduce to ...", "Using MirroredStrategy
-  ...") off and every log line written once, in absl's format, unless
-  `--verbose`; the C++ logs are turned down before TensorFlow loads
+  ...") off unless `--verbose`, and every log line written once, in absl's
+  format (TensorFlow's logger and Orbit's controller wrote theirs twice); the C++ logs are turned down before TensorFlow loads
   (keras_gn._startup);
 - `--help` showing the binary's own documentation.
 """
 
 import contextlib
 import logging
+import os
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from keras_gn.train.runs import RunError
 
@@ -44,12 +46,18 @@ def _fail(name, code, message):
     sys.exit(code)
 
 
+def _not_printed_by_orbit(record):
+    # Orbit's controller logs each of its lines and prints it as well.
+    return not record.pathname.endswith(os.path.join("orbit", "controller.py"))
+
+
 def _quiet_python_logs(verbose):
     # TensorFlow's logger got a handler of its own when it was imported;
     # absl's handler on the root logger prints the same records again.
     tf_logger = logging.getLogger("tensorflow")
     for handler in list(tf_logger.handlers):
         tf_logger.removeHandler(handler)
+    absl_logging.get_absl_handler().addFilter(_not_printed_by_orbit)
     if not verbose:
         tf_logger.setLevel(logging.WARNING)
 

@@ -36,7 +36,7 @@ def _strategy(config):
         raise app.UsageError(str(error)) from None
     except RuntimeError as error:  # a TPU that cannot be reached
         raise RunError(str(error)) from None
-    devices = strategy.extended.worker_devices
+    devices = strategy.extended.worker_devices if isinstance(strategy, tf.distribute.MirroredStrategy) else ()
     if config.jit_compile and len(devices) > 1 and all("CPU" in d.upper() for d in devices):
         raise app.UsageError(
             "--jit_compile: XLA cannot compile one training step over several logical CPU devices "

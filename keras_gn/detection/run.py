@@ -21,7 +21,7 @@ def experiment_params(experiment, data_dir=None, annotation_file=None, init_chec
     `instances_val2017.json`. `params_override` is YAML or "a.b=c,d.e=f"."""
     try:
         params = exp_factory.get_exp_config(experiment)
-    except KeyError:
+    except LookupError:  # KeyError in older Model Gardens
         from keras_gn.detection.configs import EXPERIMENTS
 
         raise ValueError(f"Unknown experiment {experiment!r}; ours: {', '.join(EXPERIMENTS)}.") from None

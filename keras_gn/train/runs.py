@@ -36,10 +36,15 @@ def is_chief(strategy):
 
 
 def check_writable(folder, flag):
-    """Creates `folder` if needed and checks that a file can be written in
-    it; a `ValueError` naming `flag` otherwise."""
+    """Checks that `folder` can be created and written in, and leaves
+    nothing behind; a `ValueError` naming `flag` otherwise."""
     if "://" in folder:
         return  # remote storage (gs://...): TensorFlow's file system checks it when writing
+    folder = os.path.abspath(folder)
+    first_missing = folder
+    while not os.path.exists(os.path.dirname(first_missing)) and os.path.dirname(first_missing) != first_missing:
+        first_missing = os.path.dirname(first_missing)
+    created = not os.path.exists(first_missing)
     try:
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, f".write_test.{os.getpid()}")
@@ -48,6 +53,9 @@ def check_writable(folder, flag):
         os.remove(probe)
     except OSError as error:
         raise ValueError(f"{flag}={folder} cannot be written: {error.strerror or error}.") from None
+    finally:
+        if created and os.path.isdir(first_missing):
+            shutil.rmtree(first_missing, ignore_errors=True)
 
 
 def _process_start(pid):
