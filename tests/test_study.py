@@ -185,9 +185,11 @@ def test_claims_fail_where_the_numbers_say_so():
 
 
 def test_one_seed_shows_no_spread():
-    config = _config(groups=8, exhibits=("table2",))
+    config = _config(groups=8, exhibits=("table2",), epochs=1)
     results = [r for r in _paper_like_results() if r["seed"] == 0]
-    assert "| BN | 23.40 | 23.50 |" in study.report_markdown(results, config)
+    report = study.report_markdown(results, config)
+    assert "| BN | 23.40 | 23.50 |" in report
+    assert "±" not in report and "one seed (no spread)" in report and "1 epoch at every batch" in report
 
 
 # ------------------------------------------------------------ resume

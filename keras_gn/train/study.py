@@ -604,14 +604,16 @@ def _verdict(holds):
 
 def report_markdown(results, config):
     seeds = sorted({r["seed"] for r in results})
+    spread = f"mean ± standard deviation over {len(seeds)} seeds" if len(seeds) > 1 else "one seed (no spread)"
     lines = [
         "# The paper's ImageNet-classification study at CPU scale",
         "",
         f"{config.dataset} ({config.train_examples} training, {config.eval_examples} validation images); "
-        f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), {config.epochs} epochs at every batch, "
+        f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), "
+        f"{config.epochs} epoch{'s' * (config.epochs != 1)} at every batch, "
         f"lr {config.base_learning_rate} × global batch / {config.base_batch}, ÷10 at 30/60/90% of training, "
         f"weight decay {config.weight_decay} on every weight, GN with G = {config.groups}; "
-        f"validation error (%), mean ± standard deviation over {len(seeds)} seed{'s' * (len(seeds) != 1)}; "
+        f"validation error (%), {spread}; "
         f"{_replicas(results)}. "
         f"The paper: ResNet-50 on ImageNet, 8 GPUs.",
         "",
