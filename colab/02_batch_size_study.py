@@ -20,7 +20,7 @@
 #
 # The paper's classification experiments, in the project's small-scale
 # version (a small ResNet on the Fashion-MNIST subset that ships with
-# keras_gn; the same code as `python -m experiments.batch_size_sweep`):
+# keras_gn; the same code as `keras-gn-study`):
 #
 # - **Figure 1 / Table 2**: BN and GN at 32, 16, 8, 4 and 2 images per GPU;
 # - **Table 1 / Figure 4**: BN, LN, IN and GN at 32 images per GPU, with the
@@ -146,7 +146,7 @@ plt.show()
 # ## The longer studies
 #
 # Set `RUN_DEFAULT` or `RUN_FULL` above (or run
-# `python -m experiments.batch_size_sweep [--full]` in a terminal) for the
+# `keras-gn-study [--full]` in a terminal) for the
 # README's study and the longer one. Both write the same report and plots,
 # and a study started again in its folder skips the runs it has.
 

@@ -136,7 +136,7 @@ del model
 # %% [markdown]
 # ## Train and evaluate
 #
-# `run.run` is what `experiments/coco_mask_rcnn.py` calls: the Model Garden's
+# `run.run` is what `keras-gn-coco` calls: the Model Garden's
 # Orbit trainer (checkpoints, TensorBoard summaries in `model_dir`) and its
 # COCO evaluator (box AP and mask AP).
 
@@ -179,8 +179,8 @@ plt.show()
 # Cloud Storage bucket, as must `--model_dir`:
 #
 # ```
-# python -m experiments.convert_backbone --keras_model=runs/r50_gn/model.keras --output=gs://BUCKET/r50_gn_backbone/ckpt
-# python -m experiments.coco_mask_rcnn --experiment=maskrcnn_r50fpn_gn_coco --mode=train_and_eval \
+# keras-gn-convert-backbone --keras_model=runs/r50_gn/model.keras --output=gs://BUCKET/r50_gn_backbone/ckpt
+# keras-gn-coco --experiment=maskrcnn_r50fpn_gn_coco --mode=train_and_eval \
 #     --strategy=tpu --tpu=local --data_dir=gs://BUCKET/coco --model_dir=gs://BUCKET/maskrcnn_r50fpn_gn \
 #     --init_checkpoint=gs://BUCKET/r50_gn_backbone/ckpt \
 #     --params_override="runtime.mixed_precision_dtype=bfloat16,task.train_data.global_batch_size=64"

@@ -56,3 +56,32 @@ def test_backbone_arguments_come_from_the_model():
     gn = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), num_classes=2)
     assert backbone_arguments(gn)[0] == (8, "gn", 4)
     assert gn.arguments["groups"] == 4 and gn.get_config()["depth"] == 8
+
+
+def test_unreadable_or_missing_keras_model_is_named(tmp_path):
+    from keras_gn.detection.convert import backbone_arguments
+    from keras_gn.errors import CheckpointError
+
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CheckpointError, match=f"cannot read the checkpoint {bad}: it looks truncated or corrupt"):
+        backbone_arguments(str(bad))
+    with pytest.raises(CheckpointError, match=f"{tmp_path}/none.keras not found. Give --keras_model a model.keras"):
+        backbone_arguments(str(tmp_path / "none.keras"))
+
+
+def test_truncated_detector_init_checkpoint_is_named(tmp_path):
+    import tensorflow as tf
+
+    from keras_gn.detection import run
+    from keras_gn.detection.task import MaskRCNNTask
+    from keras_gn.errors import CheckpointError
+
+    prefix = str(tmp_path / "ckpt")
+    tf.train.Checkpoint(backbone=tf.Module()).write(prefix)
+    index = tmp_path / "ckpt.index"
+    index.write_bytes(index.read_bytes()[:20])
+    task = MaskRCNNTask(run.experiment_params("maskrcnn_r50fpn_gn_coco", init_checkpoint=prefix).task)
+    model = type("Model", (), {"backbone": tf.Module(), "decoder": tf.Module()})()
+    with pytest.raises(CheckpointError, match=f"cannot read the checkpoint {prefix}: it looks truncated or corrupt"):
+        task.initialize(model)

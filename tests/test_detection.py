@@ -199,6 +199,11 @@ def test_binary_train_and_eval_on_generated_shapes(experiment, tmp_path):
     # Box and mask AP from the Model Garden's COCO evaluator (near 0 after 2 steps; the pipeline must run).
     assert 0.0 <= metrics["AP"] <= 1.0 and 0.0 <= metrics["mask_AP"] <= 1.0
     assert (model_dir / "ckpt-2.index").exists() and (model_dir / "params.yaml").exists()
+    # One evaluation at the end of training (not a second one for the
+    # metrics), its lines once, and no placeholder validation loss.
+    assert result.stdout.count("running 2 steps of evaluation") == 1, result.stdout[-4000:]
+    assert "running 2 steps of evaluation" not in result.stderr
+    assert "validation_loss" not in metrics and "validation_loss" not in result.stdout
 
 
 def test_single_level_anchors_follow_the_model_gardens_layout():
@@ -254,7 +259,9 @@ def test_missing_default_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     from keras_gn.detection import run
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"init_checkpoint 'runs/r50_gn_backbone/ckpt' not found .*convert_backbone"):
+    with pytest.raises(
+        ValueError, match=r"init_checkpoint 'runs/r50_gn_backbone/ckpt' not found .*keras-gn-convert-backbone"
+    ):
         run.experiment_params("maskrcnn_r50fpn_gn_coco")
     (tmp_path / "runs" / "r50_gn_backbone").mkdir(parents=True)
     (tmp_path / "runs" / "r50_gn_backbone" / "ckpt.index").write_bytes(b"")

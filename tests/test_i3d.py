@@ -122,3 +122,16 @@ def test_binary_trains_under_mirrored_and_resumes(tmp_path):
     _, _, results = kill_and_resume(command, model_dir, epochs=6, steps_per_epoch=8)
     assert results["replicas"] == 2 and results["eval_clips"] == 2
     assert results["config"]["frames"] == 4 and results["config"]["clips_per_replica"] == 2
+
+
+def test_unreadable_init_checkpoint_is_named(tmp_path):
+    import keras
+
+    from keras_gn.errors import CheckpointError
+    from keras_gn.models.transfer import copy_by_name
+
+    bad = tmp_path / "r50.keras"
+    bad.write_bytes(b"not a zip file")
+    target = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(CheckpointError, match=f"cannot read the checkpoint {bad}: it looks truncated or corrupt"):
+        copy_by_name(str(bad), target)

@@ -8,8 +8,8 @@
   (a folder in use, an unreadable checkpoint) with code 1;
 - TensorFlow's Python INFO logs ("Reduce to ...", "Using MirroredStrategy
   ...") off unless `--verbose`, and every log line written once, in absl's
-  format (TensorFlow's logger and Orbit's controller wrote theirs twice); the C++ logs are turned down before TensorFlow loads
-  (keras_gn._startup);
+  format (TensorFlow's logger and Orbit's controller wrote theirs twice);
+  the C++ logs are turned down before TensorFlow loads (keras_gn._startup);
 - `--help` showing the binary's own documentation.
 """
 

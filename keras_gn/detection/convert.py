@@ -13,7 +13,7 @@ def convert(source, target):
     Args:
       source: a Keras 3 model from `keras_gn.models.resnet`, or the path of
         one saved with `model.save` (`model.keras` from
-        `experiments/imagenet_resnet.py`).
+        `keras-gn-imagenet`).
       target: a tf_keras model built with `resnet(..., framework="tf_keras")`
         of the same depth, width and normalization (the top may be missing).
 

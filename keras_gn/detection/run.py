@@ -53,7 +53,7 @@ def resolve_checkpoint(prefix):
     if not (os.path.exists(path + ".index") or os.path.isdir(path)):
         raise ValueError(
             f"init_checkpoint {prefix!r} not found (looked for {path}.index, relative to the working "
-            f"directory {os.getcwd()}). Write it with experiments.convert_backbone, pass --init_checkpoint=PATH, "
+            f"directory {os.getcwd()}). Write it with keras-gn-convert-backbone, pass --init_checkpoint=PATH, "
             f"or --init_checkpoint= to train from scratch."
         )
     return path

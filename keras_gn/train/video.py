@@ -32,7 +32,7 @@ class VideoConfig(TrainConfig):
     sample_rate: int = option(2, "Stride between the sampled frames.", minimum=1)
     clips_per_replica: int = option(8, "Clips per GPU (the paper: 8 or 4).", minimum=1)
     eval_clips: int = option(10, "Clips per video at test time (10-clip testing).", minimum=1)
-    init_checkpoint: str = option("", "A 2-D model.keras from experiments/imagenet_resnet.py to inflate.")
+    init_checkpoint: str = option("", "A 2-D model.keras from keras-gn-imagenet to inflate.")
     # TrainConfig's fields with the video recipe's defaults (same flags and help).
     dataset: str = inherit(TrainConfig, "dataset", "kinetics400")
     epochs: int = inherit(TrainConfig, "epochs", 106)
