@@ -21,7 +21,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from keras_gn.train.runs import RunError
+from keras_gn import _startup
+from keras_gn.errors import RunError
 
 __all__ = ["run", "usage_errors"]
 
@@ -76,6 +77,7 @@ def run(main, *, name, doc):
         return argv
 
     def checked_main(argv):
+        _startup.absl_min_log_level()
         _quiet_python_logs(FLAGS.verbose)
         try:
             return main(argv)

@@ -67,7 +67,8 @@ def run(params, mode, model_dir, strategy):
     In "train_and_eval" the metrics are those of the evaluation that ends
     training (the Model Garden would evaluate a second time to return them);
     "train" and "continuous_eval" return none (see TensorBoard)."""
-    if "train" in mode:
+    chief = strategy.extended.should_checkpoint  # False on the other workers of several
+    if "train" in mode and chief:
         train_utils.serialize_config(params, model_dir)
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=model_dir)
@@ -90,7 +91,7 @@ def run(params, mode, model_dir, strategy):
     metrics = {
         k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))
     }
-    if strategy.extended.should_checkpoint:
+    if chief:
         with open(os.path.join(model_dir, "results.json"), "w") as f:
             json.dump(metrics, f, indent=1)
     if metrics:
