@@ -92,8 +92,9 @@ class StudyConfig:
     seeds: int = option(3, "Runs per cell, with seeds 0..N-1.", minimum=1)
     dataset: str = option(
         "fashion_mnist_subset",
-        "fashion_mnist_subset (a subset shipped inside keras_gn), fashion_mnist (all of it: Debian's "
-        "dataset-fashion-mnist, $FASHION_MNIST_DIR or Keras's downloader) or a prepared TFDS image data set.",
+        "fashion_mnist_subset (12,000 images shipped inside keras_gn), fashion_mnist (all 70,000: Debian's "
+        "dataset-fashion-mnist, $FASHION_MNIST_DIR, else Keras's downloader, which needs the network) or a "
+        "prepared TFDS image data set.",
     )
     data_dir: "str | None" = option(None, "TFDS data folder, for a TFDS --dataset.")
     train_examples: int = option(6_000, "Training images (a fixed random subset).", minimum=1)
