@@ -105,3 +105,11 @@ def test_quiet_tensorflow_keeps_the_users_choice(monkeypatch):
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     _startup.quiet_tensorflow(["--epochs=1"])
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("2", "3")
+
+
+def test_what_main_returns_is_not_the_exit_status():
+    # absl's app.run passes main's return value to sys.exit: a dict of
+    # metrics (keras-gn-coco's) was printed to stderr with exit status 1.
+    code = "from keras_gn.apps import launch; launch.run(lambda argv: {'AP': 0.5}, name='keras-gn-x', doc='x')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "'AP'" not in result.stderr, result.stderr

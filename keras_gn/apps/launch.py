@@ -80,7 +80,7 @@ def run(main, *, name, doc):
         _startup.absl_min_log_level()
         _quiet_python_logs(FLAGS.verbose)
         try:
-            return main(argv)
+            main(argv)  # what it returns is not an exit status (absl's app.run would sys.exit it)
         except app.UsageError as error:
             _fail(name, 2, error)
         except RunError as error:
