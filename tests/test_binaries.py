@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from binaries import ROOT, env
 
 # 2 epochs of 4 steps (32 examples, 8 per step) on a ResNet-8 of width 8.
@@ -128,7 +129,7 @@ def test_truncated_backup_is_named_with_what_to_do(tmp_path):
         killed.send_signal(signal.SIGKILL)
         killed.wait()
     backup = model_dir / "backup"
-    for weights in backup.glob("latest.weights.h5*"):  # the last backup and, when there, the one before
+    for weights in backup.glob("*.weights.h5"):  # the last backup and, when there, the one before
         weights.write_bytes(weights.read_bytes()[:1000])
     result = _run(_imagenet(model_dir, "--epochs=200"))
     assert result.returncode == 1
@@ -137,7 +138,10 @@ def test_truncated_backup_is_named_with_what_to_do(tmp_path):
     assert f"Delete {backup} to train again" in result.stderr and "--overwrite" in result.stderr
 
 
-def test_unreadable_last_backup_falls_back_to_the_one_before(tmp_path):
+@pytest.mark.parametrize(
+    "cut", ["truncated weights", "empty metadata", "weights ahead of metadata"]
+)  # fmt: skip
+def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut):
     import keras
     import numpy as np
 
@@ -149,18 +153,25 @@ def test_unreadable_last_backup_falls_back_to_the_one_before(tmp_path):
     x, y = np.ones((4, 3)), np.zeros((4, 2))
     model.fit(x, y, epochs=2, verbose=0, callbacks=[_Backup(str(backup_dir), write=True)])
     assert not backup_dir.exists()  # removed at the end of a finished fit, as Keras does
-    # Two epochs, killed after the second backup began: two files, the last cut short.
+    # Two epochs backed up (one step each), then a kill while the third was written.
     callback = _Backup(str(backup_dir))
     callback.set_model(model)
     for epoch in range(2):
+        model.optimizer.iterations.assign_add(1)
         callback.on_epoch_end(epoch)
-    weights = backup_dir / "latest.weights.h5"
-    assert (backup_dir / "latest.weights.h5.bkp").exists()
-    weights.write_bytes(weights.read_bytes()[:100])
+    weights, metadata = backup_dir / "latest.weights.h5", backup_dir / "training_metadata.json"
+    if cut == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif cut == "empty metadata":
+        metadata.write_text("")
+    else:  # the weights of a third epoch renamed into place, the kill before the metadata's
+        model.optimizer.iterations.assign_add(1)
+        model.save_weights(str(weights))
+    model.optimizer.iterations.assign(0)
     restored = _Backup(str(backup_dir))
     restored.set_model(model)
     restored.on_train_begin()
-    assert model._initial_epoch == 1  # the backup before the last
+    assert model._initial_epoch == 1 and int(model.optimizer.iterations.numpy()) == 3  # the backup before the last
 
 
 BAD_FLAGS = {

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 
@@ -92,30 +93,82 @@ def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore` with the backup before the last kept (a
-    kill while the last was written leaves that one), an error that names
-    an unreadable backup and what to do, and, with `write=False` (the
-    non-chief workers), restore only."""
+    """Keras's `BackupAndRestore` made safe to kill at any moment.
+
+    Keras writes the weights, then `training_metadata.json`, in place: a
+    kill between or during the two left a pair that cannot be read (an
+    empty JSON file, a truncated HDF5 file) or that disagrees (the weights
+    of one epoch, the epoch count of the one before). Here both are written
+    to temporary files and renamed into place, the pair before is kept, and
+    the metadata records the optimizer's step count: a pair
+    that cannot be read or disagrees is passed over for the one before
+    (`previous.weights.h5`, `previous_training_metadata.json`), and
+    when neither can be read the error names the file and what to do. With
+    `write=False` (the non-chief workers) it only restores."""
 
     def __init__(self, backup_dir, write=True):
         super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=write)
         self.write = write
+        # The pair before the last (Keras's ".bkp" names are not loadable: load_weights wants .weights.h5).
+        self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
+        self._prev_training_metadata_path = os.path.join(backup_dir, "previous_training_metadata.json")
 
     def on_train_begin(self, logs=None):
-        try:
-            super().on_train_begin(logs)
-        except (OSError, ValueError, KeyError) as error:
+        pairs = [
+            (self._weights_path, self._training_metadata_path),
+            (self._prev_weights_path, self._prev_training_metadata_path),
+        ]
+        failures = []
+        for weights, metadata in pairs:
+            if not (os.path.exists(weights) and os.path.exists(metadata)):
+                continue
+            try:
+                return self._restore(weights, metadata)
+            except (OSError, ValueError, KeyError) as error:
+                failures.append((weights, error))
+        if failures:
             model_dir = os.path.dirname(os.path.normpath(self.backup_dir))
             raise checkpoint_error(
-                self._weights_path,
-                error,
+                failures[0][0],
+                failures[0][1],
                 f"Delete {self.backup_dir} to train again from the first epoch (its epoch checkpoints in "
                 f"{os.path.join(model_dir, 'checkpoints')} are weights only), or start afresh with --overwrite.",
-            ) from None
+            )
+
+    def _restore(self, weights, metadata):
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        with open(metadata) as f:
+            state = json.load(f)
+        steps = state.get("iterations")
+        if optimizer is not None and steps is not None and int(optimizer.iterations.numpy()) != steps:
+            raise ValueError(f"its weights are at step {int(optimizer.iterations.numpy())}, {metadata} at {steps}")
+        self.model._initial_epoch = state["epoch"]
 
     def _save_model(self):
-        if self.write:
-            super()._save_model()
+        if not self.write:
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        new_weights = os.path.join(self.backup_dir, "new.weights.h5")
+        new_metadata = self._training_metadata_path + ".new"
+        self.model.save_weights(new_weights, overwrite=True)
+        state = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        if self.model.optimizer is not None:
+            state["iterations"] = int(self.model.optimizer.iterations.numpy())
+        with open(new_metadata, "w") as f:
+            json.dump(state, f)
+        # The pair before becomes .bkp (copies: the last pair stays whole),
+        # then the new pair is renamed into place.
+        for path, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
+            if os.path.exists(path):
+                shutil.copyfile(path, previous)
+        os.replace(new_weights, self._weights_path)
+        os.replace(new_metadata, self._training_metadata_path)
 
 
 class _ResumeLog(keras.callbacks.Callback):
