@@ -86,9 +86,7 @@ def _main(argv):
         return run.run(params, FLAGS.mode, FLAGS.model_dir, strategy)
     with runs.claim(FLAGS.model_dir, OUTPUTS, overwrite=FLAGS.overwrite) as finished:
         if finished and "train" in FLAGS.mode:
-            print(
-                f"This run has finished: its results are in {finished}. Nothing to train (--overwrite starts afresh)."
-            )
+            print(runs.finished_notice(finished))
             return None
         return run.run(params, FLAGS.mode, FLAGS.model_dir, strategy)
 

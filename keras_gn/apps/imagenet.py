@@ -23,20 +23,10 @@ again resumes from its last finished epoch; a finished one is kept
 (keras_gn.train.cli); the logic lives in keras_gn.train.
 """
 
-from keras_gn.apps import launch, training
+from keras_gn.apps import training
 from keras_gn.train.classification import ImageTask, TrainConfig
 
-training.define_flags(TrainConfig)
-
-
-def _main(argv):
-    del argv
-    training.train_in_folder(TrainConfig, ImageTask())
-
-
-def main():
-    launch.run(_main, name="keras-gn-imagenet", doc=__doc__)
-
+main = training.binary(TrainConfig, ImageTask(), name="keras-gn-imagenet", doc=__doc__)
 
 if __name__ == "__main__":
     main()

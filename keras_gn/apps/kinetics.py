@@ -19,20 +19,10 @@ A --model_dir holds one run: a killed run resumes, a finished one is kept
 (keras_gn.train.cli); the logic lives in keras_gn.train.video.
 """
 
-from keras_gn.apps import launch, training
+from keras_gn.apps import training
 from keras_gn.train.video import VideoConfig, VideoTask
 
-training.define_flags(VideoConfig)
-
-
-def _main(argv):
-    del argv
-    training.train_in_folder(VideoConfig, VideoTask())
-
-
-def main():
-    launch.run(_main, name="keras-gn-kinetics", doc=__doc__)
-
+main = training.binary(VideoConfig, VideoTask(), name="keras-gn-kinetics", doc=__doc__)
 
 if __name__ == "__main__":
     main()

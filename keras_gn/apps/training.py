@@ -4,10 +4,11 @@ anything runs, the run folder, and `keras_gn.train.train`."""
 import tensorflow as tf
 from absl import app, flags
 
+from keras_gn.apps import launch
 from keras_gn.errors import RunError
 from keras_gn.train import cli, runs, train
 
-__all__ = ["define_flags", "train_in_folder"]
+__all__ = ["binary", "define_flags", "train_in_folder"]
 
 FLAGS = flags.FLAGS
 
@@ -31,9 +32,8 @@ def define_flags(config_cls):
 def _strategy(config):
     """The strategy of the runtime flags; flag errors as usage errors."""
     try:
-        strategy = cli.strategy_from_flags()
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        with launch.usage_errors():
+            strategy = cli.strategy_from_flags()
     except RuntimeError as error:  # a TPU that cannot be reached
         raise RunError(str(error)) from None
     devices = strategy.extended.worker_devices if isinstance(strategy, tf.distribute.MirroredStrategy) else ()
@@ -50,22 +50,31 @@ def train_in_folder(config_cls, task):
     built or written), then trains in --model_dir: one run at a time, a
     finished run kept unless --overwrite, a killed one resumed."""
     config = config_cls(**cli.values(config_cls))
-    try:
+    with launch.usage_errors():
         task.check(config)
         runs.check_writable(config.model_dir, "--model_dir")
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
     strategy = _strategy(config)
     if not runs.is_chief(strategy):
         # Another worker of a multi-worker run: the chief holds the folder.
         if not FLAGS.overwrite and tf.io.gfile.exists(f"{config.model_dir}/results.json"):
-            return _finished(f"{config.model_dir}/results.json")
+            print(runs.finished_notice(f"{config.model_dir}/results.json"))
+            return None
         return train(config, strategy, task=task)
     with runs.claim(config.model_dir, OUTPUTS, overwrite=FLAGS.overwrite) as finished:
         if finished:
-            return _finished(finished)
+            print(runs.finished_notice(finished))
+            return None
         return train(config, strategy, task=task)
 
 
-def _finished(results):
-    print(f"This run has finished: its results are in {results}. Nothing to train (--overwrite starts afresh).")
+def binary(config_cls, task, *, name, doc):
+    """The `main()` of a training binary (keras-gn-imagenet,
+    keras-gn-kinetics): defines the flags of `config_cls` and, when called,
+    trains `task` in --model_dir (`train_in_folder`)."""
+    define_flags(config_cls)
+
+    def run(argv):
+        del argv
+        train_in_folder(config_cls, task)
+
+    return lambda: launch.run(run, name=name, doc=doc)

@@ -9,6 +9,7 @@ from official.core import exp_factory, task_factory, train_lib, train_utils
 from official.modeling import hyperparams
 
 import keras_gn.detection  # noqa: F401 - registers the backbone, FPN, task and experiments
+from keras_gn.train.runs import is_chief
 
 __all__ = ["experiment_params", "resolve_checkpoint", "run"]
 
@@ -67,7 +68,7 @@ def run(params, mode, model_dir, strategy):
     In "train_and_eval" the metrics are those of the evaluation that ends
     training (the Model Garden would evaluate a second time to return them);
     "train" and "continuous_eval" return none (see TensorBoard)."""
-    chief = strategy.extended.should_checkpoint  # False on the other workers of several
+    chief = is_chief(strategy)
     if "train" in mode and chief:
         train_utils.serialize_config(params, model_dir)
     with strategy.scope():

@@ -24,9 +24,14 @@ import time
 
 from keras_gn.errors import RunError
 
-__all__ = ["LOCK", "claim", "check_writable", "is_chief"]
+__all__ = ["LOCK", "claim", "check_writable", "is_chief", "finished_notice"]
 
 LOCK = "run.lock"
+
+
+def finished_notice(results):
+    """What a binary says when its folder holds a finished run."""
+    return f"This run has finished: its results are in {results}. Nothing to train (--overwrite starts afresh)."
 
 
 def is_chief(strategy):
