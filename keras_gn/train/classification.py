@@ -107,7 +107,7 @@ class _Backup(keras.callbacks.BackupAndRestore):
     `write=False` (the non-chief workers) it only restores."""
 
     def __init__(self, backup_dir, write=True):
-        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=write)
+        super().__init__(backup_dir, delete_checkpoint=write)
         self.write = write
         # The pair before the last (Keras's ".bkp" names are not loadable: load_weights wants .weights.h5).
         self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
@@ -303,6 +303,7 @@ def train(config, strategy=None, task=None):
 
 def _train(config, strategy, task):
     keras.utils.set_random_seed(config.seed)
+    chief = is_chief(strategy)  # the one process that writes (several workers: the chief)
     plan = _plan(config, strategy, task)
     train_ds = strategy.distribute_datasets_from_function(plan.dataset_fn(mode="train"))
     # Keras keeps one iterator over a distributed validation set across
@@ -327,7 +328,7 @@ def _train(config, strategy, task):
         steps_per_epoch=plan.steps_per_epoch,
         validation_data=val_ds,
         validation_steps=plan.eval_steps,
-        callbacks=_callbacks(config.model_dir, chief=is_chief(strategy)),
+        callbacks=_callbacks(config.model_dir, chief=chief),
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
@@ -342,12 +343,12 @@ def _train(config, strategy, task):
         "train_seconds_in_this_process": round(time.time() - start, 1),
         "config": dataclasses.asdict(config),
     }
-    if is_chief(strategy):
+    if chief:
         # results.json last: its presence marks a finished run (keras_gn.train.runs).
         model.save(os.path.join(config.model_dir, "model.keras"))
         with open(os.path.join(config.model_dir, "results.json"), "w") as f:
             json.dump(results, f, indent=1, default=str)
-    where = f"results in {config.model_dir}/results.json" if is_chief(strategy) else "the chief writes the results"
+    where = f"results in {config.model_dir}/results.json" if chief else "the chief writes the results"
     print(f"top-1 error {results['top1_error']:.4f}; {where}", flush=True)
     return results
 
