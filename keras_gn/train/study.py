@@ -138,7 +138,7 @@ class StudyConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
 
-# A smoke run of every exhibit (about 2 minutes on 2 cores): numbers mean nothing.
+# A smoke run of every exhibit (about a minute on 2 cores, README): numbers mean nothing.
 QUICK = dict(
     images_per_replica=(32, 8, 2),
     table3_groups=(1, 2, 8),
