@@ -190,6 +190,7 @@ BAD_FLAGS = {
         "--dataset=imagenet2012: could not find data in {tmp}/imagenet2012/",
     ),
     "model_dir": (["imagenet"], ["--model_dir={tmp}/file/run"], "--model_dir={tmp}/file/run cannot be written"),
+    "remote model_dir": (["imagenet"], ["--model_dir=gs://bucket/run"], "--model_dir=gs://bucket/run: remote storage"),
     "jit on cpus": (
         ["imagenet"],
         ["--strategy=mirrored", "--num_gpus=2", "--cpu_devices=2", "--jit_compile"],

@@ -80,6 +80,31 @@ def test_check_writable_names_the_flag_and_leaves_nothing(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=f"--model_dir={tmp_path}/file/run cannot be written: Not a directory"):
         runs.check_writable(str(tmp_path / "file" / "run"), "--model_dir")
+    # Remote storage only where it is written through TensorFlow's file systems.
+    runs.check_writable("gs://bucket/run", "--model_dir", remote=True)
+    with pytest.raises(ValueError, match="--model_dir=gs://bucket/run: remote storage is not supported here"):
+        runs.check_writable("gs://bucket/run", "--model_dir")
+
+
+def test_remote_folder_keeps_a_finished_run_and_overwrites_without_a_lock(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.chdir(tmp_path)  # a remote path must not become a local folder
+    folder = f"ram://runs_test_{os.getpid()}/run"
+    for name in ("results.json", "ckpt-2.index", "notes.txt", "train/events"):
+        tf.io.gfile.makedirs(os.path.dirname(f"{folder}/{name}"))
+        with tf.io.gfile.GFile(f"{folder}/{name}", "w") as f:
+            f.write("x")
+    said = []
+    with runs.claim(folder, outputs=("results.json",), log=said.append) as finished:
+        assert finished == f"{folder}/results.json"
+    assert said == [f"{folder} is remote storage: no run.lock is taken there; make sure no other run writes into it."]
+    said.clear()
+    with runs.claim(folder, outputs=("ckpt-*", "train", "results.json"), overwrite=True, log=said.append) as finished:
+        assert finished is None
+    assert said[1] == f"--overwrite: removed ckpt-2.index, train, results.json from {folder}."
+    assert [os.path.basename(p) for p in tf.io.gfile.glob(f"{folder}/*")] == ["notes.txt"]
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def _check_paths():
     if FLAGS.annotation_file and "://" not in FLAGS.annotation_file and not os.path.isfile(FLAGS.annotation_file):
         raise app.UsageError(f"--annotation_file={FLAGS.annotation_file} does not exist.")
     with launch.usage_errors():
-        runs.check_writable(FLAGS.model_dir, "--model_dir")
+        runs.check_writable(FLAGS.model_dir, "--model_dir", remote=True)  # Orbit writes through tf.io.gfile
 
 
 def _main(argv):

@@ -38,7 +38,7 @@ def _main(argv):
     from keras_gn.detection.convert import write_backbone_checkpoint
 
     with launch.usage_errors():
-        runs.check_writable(os.path.dirname(os.path.abspath(FLAGS.output)), "--output")
+        runs.check_writable(os.path.dirname(FLAGS.output) or ".", "--output", remote=True)
     with launch.usage_errors():
         path = write_backbone_checkpoint(
             FLAGS.keras_model, FLAGS.output, FLAGS.depth, FLAGS.norm, FLAGS.groups, FLAGS.input_size

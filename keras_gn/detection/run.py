@@ -5,6 +5,7 @@ box/mask AP all come from there (`official.core.train_lib.run_experiment`)."""
 import json
 import os
 
+import tensorflow as tf
 from official.core import exp_factory, task_factory, train_lib, train_utils
 from official.modeling import hyperparams
 
@@ -93,7 +94,7 @@ def run(params, mode, model_dir, strategy):
         k: float(v) for k, v in (logs or {}).items() if getattr(v, "shape", ()) == () and not isinstance(v, (dict, str))
     }
     if chief:
-        with open(os.path.join(model_dir, "results.json"), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:  # gs:// on a TPU
             json.dump(metrics, f, indent=1)
     if metrics:
         print(

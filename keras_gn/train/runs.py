@@ -40,11 +40,19 @@ def is_chief(strategy):
     return bool(getattr(strategy.extended, "should_checkpoint", True))
 
 
-def check_writable(folder, flag):
+def check_writable(folder, flag, remote=False):
     """Checks that `folder` can be created and written in, and leaves
-    nothing behind; a `ValueError` naming `flag` otherwise."""
+    nothing behind; a `ValueError` naming `flag` otherwise. A remote folder
+    (gs://...) is allowed only with `remote=True`, for what writes through
+    TensorFlow's file systems (the Model Garden, checkpoints), and is left
+    for them to check when they write."""
     if "://" in folder:
-        return  # remote storage (gs://...): TensorFlow's file system checks it when writing
+        if remote:
+            return
+        raise ValueError(
+            f"{flag}={folder}: remote storage is not supported here (backups and results are written with "
+            "Python's file functions); give a local or shared (NFS) folder."
+        )
     folder = os.path.abspath(folder)
     first_missing = folder
     while not os.path.exists(os.path.dirname(first_missing)) and os.path.dirname(first_missing) != first_missing:
@@ -132,15 +140,23 @@ def _release(path):
             os.remove(path)
 
 
-def _clear(folder, outputs, log):
+def _clear(folder, outputs, log, files=None):
+    """Removes `outputs` (names or glob patterns) from `folder`; `files` is
+    TensorFlow's `tf.io.gfile` for remote storage, None for a local disk."""
     removed = []
     for pattern in outputs:
-        for path in sorted(glob.glob(os.path.join(glob.escape(folder), pattern))):
-            if os.path.isdir(path) and not os.path.islink(path):
+        if files is None:
+            paths = glob.glob(os.path.join(glob.escape(folder), pattern))
+        else:
+            paths = files.glob(f"{folder.rstrip('/')}/{pattern}")
+        for path in sorted(paths):
+            if files is not None:
+                (files.rmtree if files.isdir(path) else files.remove)(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
-            removed.append(os.path.basename(path))
+            removed.append(path.rstrip("/").rsplit("/", 1)[-1])
     if removed:
         log(f"--overwrite: removed {', '.join(removed)} from {folder}.")
 
@@ -163,7 +179,15 @@ def claim(folder, outputs, *, overwrite=False, results="results.json", log=print
     Raises `RunError` when another live run holds the folder. The lock is
     released when the block ends, however it ends; a killed process leaves
     it behind, and the next run takes it over.
+
+    A remote folder (gs://..., where the Model Garden writes on a TPU) is
+    read and cleared through TensorFlow's file systems, and gets no lock:
+    they have no exclusive create to build one on, so `claim` says so and
+    keeping one run per folder is the user's.
     """
+    if "://" in folder:
+        yield _claim_remote(folder, outputs, overwrite, results, log)
+        return
     os.makedirs(folder, exist_ok=True)
     lock = _acquire(folder, log)
     try:
@@ -173,3 +197,15 @@ def claim(folder, outputs, *, overwrite=False, results="results.json", log=print
         yield finished if os.path.exists(finished) else None
     finally:
         _release(lock)
+
+
+def _claim_remote(folder, outputs, overwrite, results, log):
+    import tensorflow as tf  # only here: the local path needs no TensorFlow
+
+    files = tf.io.gfile
+    files.makedirs(folder)
+    log(f"{folder} is remote storage: no {LOCK} is taken there; make sure no other run writes into it.")
+    if overwrite:
+        _clear(folder, [n for n in outputs if n != LOCK], log, files)
+    finished = f"{folder.rstrip('/')}/{results}"
+    return finished if files.exists(finished) else None
