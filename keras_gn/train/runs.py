@@ -144,7 +144,7 @@ def _clear(folder, outputs, log, files=None):
     """Removes `outputs` (names or glob patterns) from `folder`; `files` is
     TensorFlow's `tf.io.gfile` for remote storage, None for a local disk."""
     removed = []
-    for pattern in outputs:
+    for pattern in (n for n in outputs if n != LOCK):  # the lock is the running run's own
         if files is None:
             paths = glob.glob(os.path.join(glob.escape(folder), pattern))
         else:
@@ -192,7 +192,7 @@ def claim(folder, outputs, *, overwrite=False, results="results.json", log=print
     lock = _acquire(folder, log)
     try:
         if overwrite:
-            _clear(folder, [n for n in outputs if n != LOCK], log)
+            _clear(folder, outputs, log)
         finished = os.path.join(folder, results)
         yield finished if os.path.exists(finished) else None
     finally:
@@ -206,6 +206,6 @@ def _claim_remote(folder, outputs, overwrite, results, log):
     files.makedirs(folder)
     log(f"{folder} is remote storage: no {LOCK} is taken there; make sure no other run writes into it.")
     if overwrite:
-        _clear(folder, [n for n in outputs if n != LOCK], log, files)
+        _clear(folder, outputs, log, files)
     finished = f"{folder.rstrip('/')}/{results}"
     return finished if files.exists(finished) else None
