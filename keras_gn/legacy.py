@@ -4,8 +4,9 @@ same numbers, a thin wrapper over the same XLA-compiled core
 (`keras_gn.ops.group_norm`).
 
     import tf_keras
-    from keras_gn.legacy import GroupNormalization
+    from keras_gn.legacy import GroupNormalization, WSConv2D
     y = GroupNormalization(groups=32)(tf_keras.Input((56, 56, 256)))
+    y = WSConv2D(256, 3, padding="same", use_bias=False)(y)   # Weight Standardization
 
 Needs the `tf_keras` package (`pip install keras-gn[legacy]`).
 """
@@ -19,10 +20,11 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "keras_gn.legacy needs tf_keras (Keras 2), the Model Garden's Keras: pip install 'keras-gn[legacy]'."
     ) from error
 
+from keras_gn import conv
 from keras_gn import ops as gn_ops
 from keras_gn.layers import GroupNormArguments, resolve_groups
 
-__all__ = ["GroupNormalization"]
+__all__ = ["GroupNormalization", "WSConv1D", "WSConv2D", "WSConv3D", "WS_TWINS"]
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
@@ -83,3 +85,34 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask
+
+
+class _TFWeightStandardized(conv.WeightStandardized):
+    """`keras_gn.conv.WeightStandardized` in TensorFlow ops, for tf_keras."""
+
+    _standardize = staticmethod(
+        lambda kernel, epsilon: conv.standardize_with(kernel, epsilon, tf.reduce_mean, tf.math.rsqrt)
+    )
+    _cast = staticmethod(tf.cast)
+    _to_numpy = staticmethod(lambda tensor: tensor.numpy())
+    _autocast_flag = "experimental_autocast"
+
+
+def _ws_class(parent):
+    cls = type(
+        f"WS{parent.__name__}",
+        (_TFWeightStandardized, parent),
+        {
+            "__doc__": f"""`tf_keras.layers.{parent.__name__}` with Weight Standardization, the twin
+    of `keras_gn.WS{parent.__name__}`: the same arguments (the parent's, plus
+    `epsilon`, default {conv.EPSILON}) and the same numbers.""",
+            "__module__": __name__,
+        },
+    )
+    return tf_keras.utils.register_keras_serializable(package="keras_gn")(cls)
+
+
+WSConv1D = _ws_class(tf_keras.layers.Conv1D)
+WSConv2D = _ws_class(tf_keras.layers.Conv2D)
+WSConv3D = _ws_class(tf_keras.layers.Conv3D)
+WS_TWINS = {tf_keras.layers.Conv1D: WSConv1D, tf_keras.layers.Conv2D: WSConv2D, tf_keras.layers.Conv3D: WSConv3D}

@@ -35,7 +35,8 @@ def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
     values = _flags(config_cls)
     names = set(values)
     assert expected <= names
-    assert names - expected == {"momentum"}  # the one flag added: SGD momentum, a TrainConfig field
+    # The flags added since: SGD momentum and Weight Standardization, TrainConfig fields.
+    assert names - expected == {"momentum", "weight_standardization"}
     assert config_cls(**cli.values(config_cls, values)) == config_cls()
 
 

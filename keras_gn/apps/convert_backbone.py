@@ -7,7 +7,11 @@ from.
         --output=runs/r50_bn_backbone/ckpt      # BN becomes frozen_bn; --norm=syncbn to train it
 
 Depth, norm and groups are read from the model (it keeps its builder's
-arguments); --depth, --norm and --groups override them.
+arguments); --depth, --norm and --groups override them. A GN+WS model
+(--weight_standardization) gives a GN+WS backbone, the start of the
+maskrcnn_r50fpn_gn_ws_coco experiment:
+
+    keras-gn-convert-backbone --keras_model=runs/r50_gn_ws_32/model.keras --output=runs/r50_gn_ws_backbone/ckpt
 
 The checkpoint holds the whole ResNet (res2-res5): the FPN experiments load
 it into their backbone, the C4 ones into their res2-res4 backbone and their

@@ -1,5 +1,7 @@
 """Model Garden builders for the GN paper's detector: a ResNet backbone whose
-normalization is chosen by config, and an FPN with GN after its convolutions.
+normalization is chosen by config, and an FPN with GN after its convolutions;
+either with Weight Standardization in every convolution when the config's
+`weight_standardization` is set (mmdetection's "gn+ws-all").
 
 Registered with `backbones.factory.register_backbone_builder` and
 `decoders.factory.register_decoder_builder` as "keras_gn_resnet" and
@@ -10,7 +12,7 @@ import tf_keras
 from official.vision.modeling.backbones import factory as backbone_factory
 from official.vision.modeling.decoders import factory as decoder_factory
 
-from keras_gn.models.resnet import resnet
+from keras_gn.models.resnet import conv_class, resnet
 from keras_gn.norms import normalization
 
 __all__ = ["build_backbone", "build_fpn"]
@@ -44,8 +46,11 @@ def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regu
         framework="tf_keras",
         endpoints=True,
         stages=tuple(range(1, cfg.stages + 1)),
-        name=f"resnet{cfg.model_id}_{cfg.norm}" + ("" if cfg.stages == 4 else f"_res2to{cfg.stages + 1}"),
+        name=f"resnet{cfg.model_id}_{cfg.norm}"
+        + ("_ws" if cfg.weight_standardization else "")
+        + ("" if cfg.stages == 4 else f"_res2to{cfg.stages + 1}"),
         groups=cfg.groups,
+        weight_standardization=cfg.weight_standardization,
     )
     if not 2 <= cfg.min_output_level <= cfg.stages + 1:
         raise ValueError(f"min_output_level={cfg.min_output_level} must be among the levels 2..{cfg.stages + 1} built.")
@@ -63,15 +68,17 @@ def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regu
 def build_fpn(input_specs, model_config, l2_regularizer=None):
     """FPN (Lin et al. 2017) with the configured normalization after its
     lateral and output convolutions; P6 by stride-2 subsampling of P5 as in
-    Detectron. Levels `min_level`..`max_level` of the model config."""
+    Detectron. Levels `min_level`..`max_level` of the model config. With
+    `weight_standardization`, every convolution is a WS one."""
     cfg = model_config.decoder.get()
+    conv_layer = conv_class(tf_keras, 2, cfg.weight_standardization)
     make_norm = normalization(cfg.norm, framework="tf_keras", groups=cfg.groups)
     min_level, max_level = model_config.min_level, model_config.max_level
     backbone_max = max(int(level) for level in input_specs)
     inputs = {level: tf_keras.Input(shape[1:], name=f"c{level}") for level, shape in input_specs.items()}
 
     def conv(x, kernel, name):
-        return tf_keras.layers.Conv2D(
+        return conv_layer(
             cfg.num_filters,
             kernel,
             padding="same",
@@ -95,4 +102,5 @@ def build_fpn(input_specs, model_config, l2_regularizer=None):
     }
     for level in range(backbone_max + 1, max_level + 1):
         outputs[str(level)] = tf_keras.layers.MaxPooling2D(1, 2, name=f"fpn_p{level}")(outputs[str(level - 1)])
-    return _with_specs(tf_keras.Model(inputs, outputs, name=f"fpn_{cfg.norm}"))
+    name = f"fpn_{cfg.norm}" + ("_ws" if cfg.weight_standardization else "")
+    return _with_specs(tf_keras.Model(inputs, outputs, name=name))

@@ -44,6 +44,7 @@ class GNResNet(hyperparams.Config):
     freeze_at: int = 2  # freeze the stem and res2 (Detectron's FREEZE_AT); 0 from scratch
     stages: int = 4  # residual stages built: 4 = res2..res5 (FPN), 3 = res2..res4 (C4)
     min_output_level: int = 2  # the lowest level output; C4 outputs level 4 only
+    weight_standardization: bool = False  # WS in every convolution (GN+WS)
 
 
 @dataclasses.dataclass
@@ -51,6 +52,7 @@ class GNFPN(hyperparams.Config):
     num_filters: int = 256
     norm: str = "gn"  # gn or none
     groups: int = 32
+    weight_standardization: bool = False  # WS in the lateral and output convolutions
 
 
 @dataclasses.dataclass
@@ -73,6 +75,7 @@ class MaskRCNN(maskrcnn_cfg.MaskRCNN):
     anchor_sizes: list[float] = dataclasses.field(default_factory=list)
     head_norm: str = "gn"  # in the box (4conv1fc) and mask (4conv) heads: gn or none
     head_groups: int = 32
+    head_weight_standardization: bool = False  # WS in the box and mask heads' convolutions
     rpn_norm: str = "none"  # Detectron's RPN head has no normalization
 
 
@@ -102,17 +105,25 @@ SCHEDULES = {
 }
 
 
-def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", schedule="1x", scratch=False, design="fpn"):
+def experiment(
+    depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", schedule="1x", scratch=False, design="fpn",
+    weight_standardization=False,
+):  # fmt: skip
     """An ExperimentConfig for one row of the paper: 8 replicas x 1 image.
-    `design="c4"` gives `experiment_c4(depth, backbone_norm, schedule)`."""
+    `design="c4"` gives `experiment_c4(depth, backbone_norm, schedule,
+    weight_standardization)`. `weight_standardization`: WS in every
+    convolution of the backbone, the FPN and the box and mask heads (not the
+    RPN nor the predictors: mmdetection's "gn+ws-all"), from a GN+WS ImageNet
+    backbone (`runs/r{depth}_gn_ws_backbone/ckpt`)."""
     if design == "c4":
-        return experiment_c4(depth, backbone_norm, schedule)
+        return experiment_c4(depth, backbone_norm, schedule, weight_standardization)
     if design != "fpn":
         raise ValueError(f"design must be 'fpn' or 'c4'; got {design!r}.")
     base = exp_factory.get_exp_config("maskrcnn_resnetfpn_coco")
     optimizer, steps = SCHEDULES[schedule]
+    ws = "_ws" if weight_standardization else ""
     task = MaskRCNNTask(
-        init_checkpoint="" if scratch else f"runs/r{depth}_{backbone_norm.replace('frozen_', '')}_backbone/ckpt",
+        init_checkpoint="" if scratch else f"runs/r{depth}_{backbone_norm.replace('frozen_', '')}{ws}_backbone/ckpt",
         init_checkpoint_modules="" if scratch else "backbone",
         annotation_file=base.task.annotation_file,
         model=MaskRCNN(
@@ -121,10 +132,18 @@ def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", sche
             include_mask=True,
             backbone=Backbone(
                 type="keras_gn_resnet",
-                keras_gn_resnet=GNResNet(model_id=depth, norm=backbone_norm, freeze_at=0 if scratch else 2),
+                keras_gn_resnet=GNResNet(
+                    model_id=depth,
+                    norm=backbone_norm,
+                    freeze_at=0 if scratch else 2,
+                    weight_standardization=weight_standardization,
+                ),
             ),
-            decoder=Decoder(type="keras_gn_fpn", keras_gn_fpn=GNFPN(norm=fpn_norm)),
+            decoder=Decoder(
+                type="keras_gn_fpn", keras_gn_fpn=GNFPN(norm=fpn_norm, weight_standardization=weight_standardization)
+            ),
             head_norm=head_norm,
+            head_weight_standardization=weight_standardization,
         ),
         losses=maskrcnn_cfg.Losses(l2_weight_decay=1e-4),
         train_data=base.task.train_data.replace(global_batch_size=8),
@@ -139,7 +158,7 @@ def experiment(depth=50, backbone_norm="gn", fpn_norm="gn", head_norm="gn", sche
     )
 
 
-def experiment_c4(depth=50, norm="gn", schedule="1x"):
+def experiment_c4(depth=50, norm="gn", schedule="1x", weight_standardization=False):
     """The original Mask R-CNN's C4 design (He et al. 2017; the GN paper's
     Table 4) on the Model Garden: the backbone is res2-res4 (stride 16) and
     outputs level 4 only; no decoder (identity); the RPN (one 3x3 conv of
@@ -186,7 +205,14 @@ def experiment_c4(depth=50, norm="gn", schedule="1x"):
       sampling) are the Model Garden's defaults, not Detectron's C4 ones, and
       images are padded to a fixed 1024x1024 square as in our FPN rows.
     """
-    config = experiment(depth, backbone_norm=norm, fpn_norm="none", head_norm="none", schedule=schedule)
+    config = experiment(
+        depth,
+        backbone_norm=norm,
+        fpn_norm="none",
+        head_norm="none",
+        schedule=schedule,
+        weight_standardization=weight_standardization,
+    )
     model = config.task.model
     model.min_level = model.max_level = 4
     model.anchor = maskrcnn_cfg.Anchor(num_scales=5, aspect_ratios=[0.5, 1.0, 2.0], anchor_size=2.0)
@@ -203,7 +229,8 @@ def experiment_c4(depth=50, norm="gn", schedule="1x"):
     return config
 
 
-# name -> (experiment arguments, the paper's box AP / mask AP)
+# name -> (experiment arguments, the paper's box AP / mask AP; for GN+WS, the
+# Weight Standardization authors' R-50 2x ("long") figures)
 EXPERIMENTS = {
     "maskrcnn_r50c4_frozenbn_coco": (dict(design="c4", backbone_norm="frozen_bn"), (37.7, 32.8)),
     "maskrcnn_r50c4_gn_coco": (dict(design="c4"), (38.8, 33.6)),
@@ -211,6 +238,7 @@ EXPERIMENTS = {
     "maskrcnn_r50fpn_gn_coco": (dict(), (40.0, 34.8)),
     "maskrcnn_r101fpn_gn_coco": (dict(depth=101, schedule="long"), (41.8, 36.8)),
     "maskrcnn_r50fpn_gn_scratch_coco": (dict(schedule="scratch", scratch=True), (39.5, 35.2)),
+    "maskrcnn_r50fpn_gn_ws_coco": (dict(schedule="long", weight_standardization=True), (40.8, 36.5)),
 }
 
 for _name, (_kwargs, _) in EXPERIMENTS.items():

@@ -25,10 +25,14 @@ def convert(source, target):
 
 
 def backbone_arguments(source, depth=None, norm=None, groups=None):
-    """(depth, norm, groups) of the detection backbone for `source` (a model
-    or its path): each given value, else the source model's own (a
-    `keras_gn.models.ResNet` keeps its builder's arguments), with BN read as
-    "frozen_bn" (the paper's detection baseline, BN*); else 50, "gn", 32."""
+    """(depth, norm, groups, weight_standardization) of the detection
+    backbone for `source` (a model or its path): each given value, else the
+    source model's own (a `keras_gn.models.ResNet` keeps its builder's
+    arguments), with BN read as "frozen_bn" (the paper's detection baseline,
+    BN*); else 50, "gn", 32. Weight standardization is the source's own
+    (whether its convolutions are WS ones): its kernels mean something else
+    in a plain convolution."""
+    from keras_gn.conv import WeightStandardized
     from keras_gn.errors import load_model
 
     model = (
@@ -42,6 +46,7 @@ def backbone_arguments(source, depth=None, norm=None, groups=None):
         depth or kept.get("depth") or 50,
         norm or ("frozen_bn" if source_norm == "bn" else source_norm) or "gn",
         groups or kept.get("groups") or 32,
+        any(isinstance(layer, WeightStandardized) for layer in model._flatten_layers(include_self=False)),
     ), model
 
 
@@ -55,7 +60,7 @@ def write_backbone_checkpoint(source, output_prefix, depth=None, norm=None, grou
       output_prefix: checkpoint path prefix, e.g. "runs/r50_gn_backbone/ckpt".
       depth, norm, groups: of the backbone ("frozen_bn" for a BN model that
         detection keeps frozen); None reads them from the source model
-        (`backbone_arguments`).
+        (`backbone_arguments`), as weight standardization always is.
       input_size: the detector's square input side (only shapes the graph).
 
     Returns:
@@ -63,13 +68,13 @@ def write_backbone_checkpoint(source, output_prefix, depth=None, norm=None, grou
     """
     import tensorflow as tf
 
-    (depth, norm, groups), model = backbone_arguments(source, depth, norm, groups)
-    backbone = whole_backbone(depth, norm, groups, input_size)
+    (depth, norm, groups, weight_standardization), model = backbone_arguments(source, depth, norm, groups)
+    backbone = whole_backbone(depth, norm, groups, input_size, weight_standardization)
     convert(model, backbone)
     return tf.train.Checkpoint(backbone=backbone).write(output_prefix)
 
 
-def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024):
+def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024, weight_standardization=False):
     """The tf_keras ResNet (res2-res5, levels "2".."5") that
     `write_backbone_checkpoint` writes as `backbone`; the C4 task reads the
     checkpoint into one to copy res2-res4 and res5 apart."""
@@ -82,4 +87,5 @@ def whole_backbone(depth=50, norm="gn", groups=32, input_size=1024):
         framework="tf_keras",
         endpoints=True,
         groups=groups,
+        weight_standardization=weight_standardization,
     )

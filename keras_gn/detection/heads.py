@@ -11,6 +11,10 @@ anything has run, so no weights are wasted and no head code is repeated:
   argument; the experiments give it none, as Detectron does.
 - `norm="none"`: no normalization at all (the paper's frozen-BN baseline
   "no head norm", Table 5).
+- `weight_standardization=True`: the head's convolutions (the box head's 4
+  and the mask head's 4; not the class, box and mask predictors nor the
+  mask deconvolution) are Weight Standardization ones, as mmdetection's
+  "gn+ws-all" heads (`keras_gn.legacy.WSConv2D`, the same configuration).
 """
 
 import tensorflow as tf
@@ -25,7 +29,8 @@ HEAD_NORMS = ("gn", "none")
 
 
 class _SwapNorms:
-    """Mixin: `norm`/`groups` arguments, config round trip, and the factory.
+    """Mixin: `norm`/`groups`/`weight_standardization` arguments, config
+    round trip, and the factory.
 
     The heads below replace, after the Model Garden's `build`, the lists of
     normalization layers that build made (`_norms`, `_conv_norms`,
@@ -34,11 +39,26 @@ class _SwapNorms:
     pin keeps stable (tests/test_detection.py counts the layers each head
     ends with, so a release that renames them fails there, not silently)."""
 
-    def __init__(self, norm="gn", groups=32, **kwargs):
+    def __init__(self, norm="gn", groups=32, weight_standardization=False, **kwargs):
         if norm not in HEAD_NORMS:
             raise ValueError(f"Head norm must be one of {HEAD_NORMS}; got {norm!r}.")
         super().__init__(**kwargs)
         self._head_norm = (norm, groups)
+        self._weight_standardization = bool(weight_standardization)
+
+    def _standardize_convs(self):
+        """With weight_standardization, the head's own convolutions
+        (`_convs`, before anything has run) become their WS twins."""
+        if not self._weight_standardization:
+            return
+        from keras_gn.legacy import WS_TWINS
+
+        for conv in self._convs:
+            if type(conv) not in WS_TWINS:
+                raise ValueError(
+                    f"weight_standardization needs plain convolutions; {conv.name} is {type(conv).__name__}."
+                )
+        self._convs = [WS_TWINS[type(conv)].from_config(conv.get_config()) for conv in self._convs]
 
     def _norm(self, name):
         norm, groups = self._head_norm
@@ -49,7 +69,12 @@ class _SwapNorms:
         return tf_keras.layers.Identity(name=name)
 
     def get_config(self):
-        return {**super().get_config(), "norm": self._head_norm[0], "groups": self._head_norm[1]}
+        return {
+            **super().get_config(),
+            "norm": self._head_norm[0],
+            "groups": self._head_norm[1],
+            "weight_standardization": self._weight_standardization,
+        }
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
@@ -60,6 +85,7 @@ class RPNHead(_SwapNorms, dense_prediction_heads.RPNHead):
             [self._norm(f"rpn-conv-{self._head_norm[0]}_{level}_{i}") for i in range(len(per_level))]
             for level, per_level in enumerate(self._norms)
         ]
+        self._standardize_convs()
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
@@ -70,6 +96,7 @@ class DetectionHead(_SwapNorms, instance_heads.DetectionHead):
             self._norm(f"detection-conv-{self._head_norm[0]}_{i}") for i in range(len(self._conv_norms))
         ]
         self._fc_norms = [self._identity(f"detection-fc-identity_{i}") for i in range(len(self._fc_norms))]
+        self._standardize_convs()
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
@@ -78,16 +105,21 @@ class MaskHead(_SwapNorms, instance_heads.MaskHead):
         super().build(input_shape)
         self._conv_norms = [self._norm(f"mask-conv-{self._head_norm[0]}_{i}") for i in range(len(self._conv_norms))]
         self._deconv_bn = self._identity("mask-deconv-identity")
+        self._standardize_convs()
 
 
 # C4: the original Mask R-CNN's ResNet head (He et al. 2017, Figure 4 left).
 
 
-def res5(depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, name="res5"):
+def res5(
+    depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, name="res5",
+    weight_standardization=False,
+):  # fmt: skip
     """ResNet's 4th stage (res5: 3 bottleneck blocks, the first of stride 2)
     as a tf_keras model on [RoIs, crop, crop, in_channels] RoI features; the
     same definition and layer names (`stage4_block*`) as the backbone, so
-    ImageNet weights copy into it by name."""
+    ImageNet weights copy into it by name; WS convolutions with
+    `weight_standardization`, as the backbone's."""
     from keras_gn.models.resnet import resnet
 
     return resnet(
@@ -101,6 +133,7 @@ def res5(depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_
         framework="tf_keras",
         name=name,
         groups=groups,
+        weight_standardization=weight_standardization,
     )
 
 
@@ -118,8 +151,9 @@ class C4DetectionHead(DetectionHead):
     average pooling, then the Model Garden's own class and box layers (its
     DetectionHead with no conv or fc layers of its own).
 
-    `backbone_norm`/`backbone_groups`: res5's normalization, the backbone's
-    (gn, frozen_bn, bn, syncbn). `depth`: the ResNet's (res5 has 3 blocks in
+    `backbone_norm`/`backbone_groups`/`backbone_weight_standardization`:
+    res5's normalization (gn, frozen_bn, bn, syncbn) and convolutions, the
+    backbone's. `depth`: the ResNet's (res5 has 3 blocks in
     ResNet-50 and -101 alike). `res5` is built here and shared with the mask
     head (`C4MaskHead(res5=box_head.res5)`), as in the original design."""
 
@@ -131,6 +165,7 @@ class C4DetectionHead(DetectionHead):
         crop_size=14,
         in_channels=1024,
         weight_decay=0.0,
+        backbone_weight_standardization=False,
         **kwargs,
     ):
         kwargs.update(num_convs=0, num_fcs=0)
@@ -142,8 +177,12 @@ class C4DetectionHead(DetectionHead):
             crop_size=crop_size,
             in_channels=in_channels,
             weight_decay=weight_decay,
+            backbone_weight_standardization=backbone_weight_standardization,
         )
-        self.res5 = res5(depth, backbone_norm, backbone_groups, crop_size, in_channels, weight_decay)
+        self.res5 = res5(
+            depth, backbone_norm, backbone_groups, crop_size, in_channels, weight_decay,
+            weight_standardization=backbone_weight_standardization,
+        )  # fmt: skip
 
     def call(self, inputs, training=None):
         x = _run_per_roi(self.res5, inputs, training)

@@ -32,13 +32,17 @@ def count_layers(obj, cls):
     return sum(isinstance(layer, cls) for layer in obj._flatten_layers(include_self=False))
 
 
-def with_heads(model, norm, groups, rpn_norm="none"):
+def with_heads(model, norm, groups, rpn_norm="none", weight_standardization=False):
     """A MaskRCNNModel like `model` (from `factory.build_maskrcnn`, not yet
     called) whose box and mask heads use `norm` and whose RPN head uses
-    `rpn_norm` (each one of heads.HEAD_NORMS)."""
+    `rpn_norm` (each one of heads.HEAD_NORMS); with `weight_standardization`
+    the box and mask heads' convolutions are WS ones (the RPN's are not, as
+    in mmdetection's GN+WS Mask R-CNN)."""
     parts = dict(model.get_config())
-    swap = lambda cls, head, norm=norm: cls(norm=norm, groups=groups, **head.get_config())
-    parts["rpn_head"] = swap(heads.RPNHead, parts["rpn_head"], rpn_norm)
+    swap = lambda cls, head, norm=norm, ws=weight_standardization: cls(
+        norm=norm, groups=groups, weight_standardization=ws, **head.get_config()
+    )
+    parts["rpn_head"] = swap(heads.RPNHead, parts["rpn_head"], rpn_norm, False)
     box = parts["detection_head"]  # a list for cascades
     parts["detection_head"] = (
         [swap(heads.DetectionHead, h) for h in box]
@@ -71,6 +75,7 @@ def with_c4_heads(model, model_config, weight_decay=0.0):
         crop_size=model_config.roi_aligner.crop_size,
         in_channels=int(model.backbone.output_specs["4"][-1]),
         weight_decay=weight_decay,
+        backbone_weight_standardization=backbone.weight_standardization,
         norm="none",
         **box.get_config(),
     )
@@ -113,7 +118,13 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         if model_config.heads == "c4":
             model = with_c4_heads(model, model_config, wd)
         else:
-            model = with_heads(model, model_config.head_norm, model_config.head_groups, model_config.rpn_norm)
+            model = with_heads(
+                model,
+                model_config.head_norm,
+                model_config.head_groups,
+                model_config.rpn_norm,
+                model_config.head_weight_standardization,
+            )
         if self.task_config.freeze_backbone:
             model.backbone.trainable = False
         # Builds the variables, as the Model Garden's task does.
@@ -146,7 +157,13 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
         if tf.io.gfile.isdir(path):
             path = tf.train.latest_checkpoint(path)
         backbone = config.model.backbone.get()
-        whole = whole_backbone(backbone.model_id, backbone.norm, backbone.groups, config.model.input_size[0])
+        whole = whole_backbone(
+            backbone.model_id,
+            backbone.norm,
+            backbone.groups,
+            config.model.input_size[0],
+            weight_standardization=backbone.weight_standardization,
+        )
         tf.train.Checkpoint(backbone=whole).read(path).expect_partial().assert_existing_objects_matched()
         copy_by_name(whole, model.backbone)
         copy_by_name(whole, model.detection_head[0].res5)

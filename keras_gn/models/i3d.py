@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
-from keras_gn.models.resnet import STAGE_SIZES, conv_initializer, logits, norm_name
+from keras_gn.models.resnet import STAGE_SIZES, conv_class, conv_initializer, logits, norm_name
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
@@ -75,14 +75,16 @@ def i3d_resnet(
     temporal_padding="zeros",
     name=None,
     dtype=None,
+    weight_standardization=False,
     **norm_args,
 ):
     """Builds a ResNet I3D (channels_last `[N, T, H, W, C]`) as a `keras.Model`.
 
     Args:
       depth: 50 or 101 (the paper's); 8, 11, 14, 26 for tests.
-      norm, num_classes, width, weight_decay, dtype, **norm_args: as
-        `keras_gn.models.resnet`.
+      norm, num_classes, width, weight_decay, dtype, weight_standardization,
+        **norm_args: as `keras_gn.models.resnet` (`keras_gn.WSConv3D` in
+        every convolution with `weight_standardization=True`).
       input_shape: `(frames, height, width, channels)`; frames may be None.
       temporal_padding: "zeros" (the non-local code's, default) or "edge"
         (repeat the border frames): with "edge", a clip of identical frames
@@ -94,7 +96,8 @@ def i3d_resnet(
     """
     arguments = dict(
         depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
-        width=width, weight_decay=weight_decay, temporal_padding=temporal_padding, name=name, dtype=dtype, **norm_args,
+        width=width, weight_decay=weight_decay, temporal_padding=temporal_padding, name=name, dtype=dtype,
+        weight_standardization=weight_standardization, **norm_args,
     )  # fmt: skip
     if isinstance(norm, str):
         return I3DResNet(**arguments)
@@ -103,8 +106,9 @@ def i3d_resnet(
 
 
 def _graph(
-    depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype, **norm_args
-):
+    depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype,
+    weight_standardization=False, **norm_args,
+):  # fmt: skip
     """(inputs, outputs, name) of `i3d_resnet()`'s model."""
     if depth not in STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
@@ -114,7 +118,7 @@ def _graph(
         raise ValueError(f"input_shape must be (frames, height, width, channels); got {input_shape}.")
     reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     layer_args = {"dtype": dtype} if dtype is not None else {}
-    conv = _conv3d(temporal_padding, reg, layer_args)
+    conv = _conv3d(temporal_padding, reg, layer_args, weight_standardization)
     norm_layer = apply_norm(normalization(norm, **norm_args), -1, reg, layer_args)
 
     inputs = keras.Input(input_shape, name="clips")
@@ -141,7 +145,7 @@ def _graph(
     if include_top:
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
         outputs = logits(keras, num_classes, reg)(x)
-    return inputs, outputs, name or f"i3d_resnet{depth}_{norm_name(norm)}"
+    return inputs, outputs, name or f"i3d_resnet{depth}_{norm_name(norm)}" + ("_ws" if weight_standardization else "")
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -152,12 +156,14 @@ class I3DResNet(BuiltModel):
     graph = staticmethod(_graph)
 
 
-def _conv3d(temporal_padding, reg, layer_args):
+def _conv3d(temporal_padding, reg, layer_args, weight_standardization=False):
+    cls = conv_class(keras, 3, weight_standardization)
+
     def conv(x, filters, kernel, strides, name):
         edge = temporal_padding == "edge" and kernel[0] > 1
         if edge:
             x = EdgePadding((kernel[0] - 1) // 2, name=f"{name}_edge_pad", **layer_args)(x)
-        x = keras.layers.Conv3D(
+        x = cls(
             filters,
             kernel,
             strides=strides,
@@ -183,6 +189,11 @@ def inflate(source, i3d, skip_top=False):
     repeated over the t frames of its 3-D kernel and divided by t, so a clip
     of identical frames gives the 2-D activations (the I3D paper's
     "bootstrapping"); normalization and the top layer copy as they are.
+
+    With Weight Standardization the identity of the bootstrapping is lost:
+    a standardized kernel has unit variance whatever its size, so each
+    inflated convolution gives t times the 2-D activations on such a clip;
+    the normalization after it removes that factor (GN up to its epsilon).
 
     Args:
       source: a 2-D `keras.Model` from `keras_gn.models.resnet`, or the path of

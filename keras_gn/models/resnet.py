@@ -10,6 +10,9 @@ normalization chosen by `norm`.
 - Convolutions have no bias and He-normal (fan-out) initialisation.
 - The last normalization of every residual block starts with gamma = 0, so
   each block starts as the identity (the paper's recipe).
+- `weight_standardization=True` standardizes every convolution's kernel
+  (stem and projections included; `keras_gn.WSConv2D`), as the Weight
+  Standardization authors' and BiT's GN+WS ResNets do.
 - `weight_decay` is L2 on every weight, gamma and beta included (the paper's
   ImageNet recipe); it is applied through Keras regularizers, so it goes
   through the momentum exactly as in the paper's SGD.
@@ -20,7 +23,16 @@ import keras
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
 from keras_gn.norms import keras_module, normalization
 
-__all__ = ["resnet", "resnet50", "resnet101", "ResNet", "STAGE_SIZES", "normalized_channels", "check_groups"]
+__all__ = [
+    "resnet",
+    "resnet50",
+    "resnet101",
+    "ResNet",
+    "STAGE_SIZES",
+    "normalized_channels",
+    "check_groups",
+    "conv_class",
+]
 
 # depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
 STAGE_SIZES = {
@@ -74,6 +86,7 @@ def resnet(
     decay_norms=True,
     stages=(1, 2, 3, 4),
     dtype=None,
+    weight_standardization=False,
     **norm_args,
 ):
     """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
@@ -114,6 +127,10 @@ def resnet(
         weights copy by name from the whole network.
       dtype: the layers' dtype policy, e.g. "mixed_float16"; None for the
         global policy. The logits are float32 in any case.
+      weight_standardization: every convolution (stem, blocks, projections)
+        a Weight Standardization one (`keras_gn.WSConv2D`, or
+        `keras_gn.legacy.WSConv2D` for tf_keras), default epsilon; the top
+        Dense layer stays plain. Default False.
       **norm_args: for `keras_gn.normalization`, e.g. `groups=16` (used by
         GN only) or `momentum=0.99` (BN only).
 
@@ -125,7 +142,8 @@ def resnet(
     arguments = dict(
         depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
         data_format=data_format, width=width, stem=stem, weight_decay=weight_decay, name=name,
-        framework=framework, endpoints=endpoints, decay_norms=decay_norms, stages=stages, dtype=dtype, **norm_args,
+        framework=framework, endpoints=endpoints, decay_norms=decay_norms, stages=stages, dtype=dtype,
+        weight_standardization=weight_standardization, **norm_args,
     )  # fmt: skip
     if framework == "keras" and isinstance(norm, str):
         return ResNet(**arguments)
@@ -135,7 +153,7 @@ def resnet(
 
 def _graph(
     depth, norm, include_top, num_classes, input_shape, data_format, width, stem, weight_decay, name, framework,
-    endpoints, decay_norms, stages, dtype, **norm_args,
+    endpoints, decay_norms, stages, dtype, weight_standardization=False, **norm_args,
 ):  # fmt: skip
     """(inputs, outputs, name) of `resnet()`'s model."""
     stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
@@ -146,7 +164,7 @@ def _graph(
     # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
     reg = K.regularizers.L2(weight_decay / 2) if weight_decay else None
     layer_args = {"dtype": dtype} if dtype is not None else {}
-    conv = _conv2d(K, data_format, reg, layer_args)
+    conv = _conv2d(K, data_format, reg, layer_args, weight_standardization)
     norm_layer = apply_norm(
         normalization(norm, framework=framework, **norm_args), axis, reg if decay_norms else None, layer_args
     )
@@ -175,7 +193,7 @@ def _graph(
     elif include_top:
         x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
         outputs = logits(K, num_classes, reg)(x)
-    return inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}"
+    return inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}" + ("_ws" if weight_standardization else "")
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -203,9 +221,11 @@ def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
     return stages
 
 
-def _conv2d(K, data_format, reg, layer_args):
+def _conv2d(K, data_format, reg, layer_args, weight_standardization=False):
+    cls = conv_class(K, 2, weight_standardization)
+
     def conv(x, filters, kernel, strides, name):
-        return K.layers.Conv2D(
+        return cls(
             filters,
             kernel,
             strides=strides,
@@ -228,6 +248,20 @@ def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args):
     if stem == "imagenet":
         x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool", **layer_args)(x)
     return x
+
+
+def conv_class(K, rank, weight_standardization):
+    """Keras's `Conv{rank}D` of module `K` (`keras` or `tf_keras`), or its
+    Weight Standardization twin."""
+    if not weight_standardization:
+        return getattr(K.layers, f"Conv{rank}D")
+    if K is keras:
+        from keras_gn import conv
+
+        return getattr(conv, f"WSConv{rank}D")
+    from keras_gn import legacy
+
+    return getattr(legacy, f"WSConv{rank}D")
 
 
 def conv_initializer(K=keras):

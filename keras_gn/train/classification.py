@@ -50,6 +50,9 @@ class TrainConfig:
 
     norm: str = option("gn", "Normalization: bn, syncbn, frozen_bn, brn, gn, ln, in, none.", choices=NORMS)
     groups: int = option(32, "Groups G for --norm=gn (the paper's best: 32).", minimum=1)
+    weight_standardization: bool = option(
+        False, "Weight Standardization (Qiao et al. 2019) in every convolution: GN+WS with --norm=gn."
+    )
     depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
     width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
     stem: str = option(
@@ -245,6 +248,7 @@ class ImageTask:
             stem=config.stem,
             weight_decay=config.weight_decay,
             groups=config.groups,
+            weight_standardization=config.weight_standardization,
         )
 
     def evaluate(self, model, config, *, info, strategy, dataset_fn):

@@ -96,6 +96,7 @@ class VideoTask(ImageTask):
             width=config.width,
             weight_decay=config.weight_decay,
             groups=config.groups,
+            weight_standardization=config.weight_standardization,
         )
         if config.init_checkpoint:
             copied = inflate(config.init_checkpoint, model, skip_top=True)
