@@ -136,11 +136,10 @@ np.savez(sys.argv[1], x=x, weight=std.weight.detach().numpy(), bias=std.bias.det
 def test_matches_timms_stdconv2d(tmp_path):
     """timm's own layer, run in a process of its own (torchvision, which
     timm imports, crashes a process that loaded TensorFlow first)."""
+    import importlib.util
     import os
     import subprocess
     import sys
-
-    import importlib.util
 
     if importlib.util.find_spec("timm") is None:
         pytest.skip("timm is not installed")

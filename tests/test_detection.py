@@ -23,6 +23,7 @@ EXPECTED = {
     # head and, the same layers, in the mask head; no decoder.
     "maskrcnn_r50c4_frozenbn_coco": ((0, 0, 0, 0, 0), 43, 10),
     "maskrcnn_r50c4_gn_coco": ((43, 0, 0, 10, 10), 0, 0),
+    "maskrcnn_r50fpn_gn_ws_coco": ((53, 8, 0, 4, 4), 0, 0),
 }
 
 
@@ -61,6 +62,29 @@ def test_registered_experiment_builds_with_the_paper_normalization(built):
         assert frozen and all(n.startswith(("stem_", "stage1_")) for n in frozen)
     if "frozenbn" in name:
         assert all(not l.trainable for l in bn_layers)
+
+
+def test_gn_ws_experiment_standardizes_every_convolution_of_backbone_fpn_and_heads(built):
+    from keras_gn.legacy import WSConv2D
+
+    name, config, model = built
+    ws = "_ws_" in name
+    parts = (model.backbone, model.decoder, model.rpn_head, model.detection_head, model.mask_head)
+    counts = tuple(_count(part, WSConv2D) for part in parts)
+    if not ws:
+        assert counts == (0, 0, 0, 0, 0)
+        return
+    # 53 backbone convolutions, 4 lateral + 4 output FPN ones, the box head's
+    # 4 and the mask head's 4 (mmdetection's "gn+ws-all"); the RPN, the
+    # predictors and the mask deconvolution stay plain.
+    assert counts == (53, 8, 0, 4, 4)
+    for part in (model.backbone, model.decoder):
+        convs = [l for l in part._flatten_layers(include_self=False) if isinstance(l, tf_keras.layers.Conv2D)]
+        assert all(isinstance(c, WSConv2D) for c in convs)
+    assert config.task.init_checkpoint == "runs/r50_gn_ws_backbone/ckpt"
+    assert config.trainer.train_steps == 360_000  # 2x, the WS authors' schedule
+    head = model.detection_head[0] if isinstance(model.detection_head, (list, tuple)) else model.detection_head
+    assert head.get_config()["weight_standardization"] is True
 
 
 def test_c4_layout_levels_crops_and_mask_size():
@@ -141,7 +165,8 @@ def test_imagenet_checkpoint_initialises_the_detector_backbone(experiment, tmp_p
 
 @pytest.mark.large
 @pytest.mark.parametrize(
-    "experiment", ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_frozenbn_coco", "maskrcnn_r50c4_gn_coco"]
+    "experiment",
+    ["maskrcnn_r50fpn_gn_coco", "maskrcnn_r50c4_frozenbn_coco", "maskrcnn_r50c4_gn_coco", "maskrcnn_r50fpn_gn_ws_coco"],
 )
 def test_binary_train_and_eval_on_generated_shapes(experiment, tmp_path):
     import json

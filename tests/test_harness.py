@@ -1,7 +1,8 @@
-"""The shared checks of `harness.py` on the four things the package builds:
-the GN layer, its tf_keras twin, the ResNet and the I3D ResNet; and the
-layer's checks again under the JAX and PyTorch backends of Keras, each in a
-subprocess (a Keras process has one backend)."""
+"""The shared checks of `harness.py` on the things the package builds: the GN
+layer and the Weight Standardization convolutions, their tf_keras twins, the
+ResNet and the I3D ResNet (with and without WS); and the layers' checks again
+under the JAX and PyTorch backends of Keras, each in a subprocess (a Keras
+process has one backend)."""
 
 import os
 import subprocess
@@ -22,6 +23,34 @@ def _gn_twin(dtype=None):
     from keras_gn.legacy import GroupNormalization
 
     return GroupNormalization(groups=2, dtype=dtype, beta_initializer="random_normal")
+
+
+def _ws_conv2d(dtype=None):
+    from keras_gn import WSConv2D
+
+    # As many filters as input channels: the harness fits the identity through a layer.
+    return WSConv2D(4, 3, padding="same", groups=2, dtype=dtype, bias_initializer="random_normal")
+
+
+def _ws_conv3d(dtype=None):
+    from keras_gn import WSConv3D
+
+    return WSConv3D(4, 3, padding="same", dtype=dtype, bias_initializer="random_normal")
+
+
+def _ws_conv2d_twin(dtype=None):
+    from keras_gn.legacy import WSConv2D
+
+    return WSConv2D(4, 3, padding="same", groups=2, dtype=dtype, bias_initializer="random_normal")
+
+
+def _resnet_ws(dtype=None):
+    from keras_gn.models import resnet
+
+    return resnet(
+        8, norm="gn", groups=4, width=8, stem="small", input_shape=(8, 8, 3), num_classes=3, dtype=dtype,
+        weight_standardization=True,
+    )  # fmt: skip
 
 
 def _resnet(dtype=None):
@@ -70,7 +99,15 @@ SUBJECTS = {
     "resnet14_bn_four_stages": (_keras, _resnet14, RNG.normal(size=(4, 16, 16, 3)).astype("float32"), 3),
     "i3d_resnet": (_keras, _i3d, RNG.normal(size=(4, 2, 16, 16, 3)).astype("float32"), 3),
     "i3d_resnet_edge_padding": (_keras, _i3d_edge, RNG.normal(size=(4, 4, 16, 16, 3)).astype("float32"), 3),
+    "ws_conv2d": (_keras, _ws_conv2d, RNG.normal(2.0, 3.0, (4, 5, 5, 4)).astype("float32"), None),
+    "ws_conv3d": (_keras, _ws_conv3d, RNG.normal(2.0, 3.0, (4, 3, 5, 5, 4)).astype("float32"), None),
+    "ws_conv2d_tf_keras": (_tf_keras, _ws_conv2d_twin, RNG.normal(2.0, 3.0, (4, 5, 5, 4)).astype("float32"), None),
+    "resnet_ws": (_keras, _resnet_ws, RNG.normal(size=(4, 8, 8, 3)).astype("float32"), 3),
 }
+
+# TensorFlow's CPU kernels have no float16 MaxPool3D or Conv3D: these run
+# under XLA, as training does (jit_compile=True); GPUs have the kernels.
+XLA_FOR_FLOAT16 = ("i3d_resnet", "i3d_resnet_edge_padding", "ws_conv3d")
 
 
 @pytest.mark.parametrize("check", harness.CHECKS)
@@ -82,10 +119,7 @@ def test_harness(subject, check, tmp_path):
         harness.fit_step(K, make, x, classes)
     elif check == "dtype_policies":
         call = None
-        if subject.startswith("i3d_resnet"):
-            # TensorFlow's CPU kernels have no float16 MaxPool3D: run the
-            # model under XLA, as training does (jit_compile=True); GPUs
-            # have the kernel.
+        if subject in XLA_FOR_FLOAT16:
             import tensorflow as tf
 
             call = lambda model, x: tf.function(model, jit_compile=True)(x)  # noqa: E731
@@ -102,20 +136,24 @@ def test_harness(subject, check, tmp_path):
 
 
 BACKEND_SCRIPT = """
-import sys, numpy as np, keras
+import os, sys, numpy as np, keras
 sys.path.insert(0, {tests!r})
 import harness
-from keras_gn import GroupNormalization
+from keras_gn import GroupNormalization, WSConv2D
 assert keras.backend.backend() == {backend!r}, keras.backend.backend()
-make = lambda dtype=None: GroupNormalization(groups=2, dtype=dtype, beta_initializer="random_normal")
 x = np.random.default_rng(0).normal(2.0, 3.0, (4, 5, 5, 4)).astype("float32")
-harness.config_round_trip(keras, make, x)
-harness.dtype_policies(keras, make, x, lambda policy: policy.compute_dtype)
-harness.eager_matches_symbolic(keras, make, x)
-harness.fit_step(keras, make, x)
-harness.saved_and_loaded_in_a_fresh_process(keras, make, x, {tmp!r})
-harness.predict_on_tf_data(keras, make, x)
-print("all checks passed")
+for name, make in [
+    ("gn", lambda dtype=None: GroupNormalization(groups=2, dtype=dtype, beta_initializer="random_normal")),
+    ("ws", lambda dtype=None: WSConv2D(4, 3, padding="same", groups=2, dtype=dtype, bias_initializer="random_normal")),
+]:
+    harness.config_round_trip(keras, make, x)
+    harness.dtype_policies(keras, make, x, lambda policy: policy.compute_dtype)
+    harness.eager_matches_symbolic(keras, make, x)
+    harness.fit_step(keras, make, x)
+    os.makedirs(os.path.join({tmp!r}, name))
+    harness.saved_and_loaded_in_a_fresh_process(keras, make, x, os.path.join({tmp!r}, name))
+    harness.predict_on_tf_data(keras, make, x)
+    print(name, "checks passed")
 """
 
 
@@ -126,4 +164,4 @@ def test_layer_harness_on_other_backends(backend, tmp_path):
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=harness.ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert "all checks passed" in done.stdout
+    assert "gn checks passed" in done.stdout and "ws checks passed" in done.stdout

@@ -135,3 +135,20 @@ def test_unreadable_init_checkpoint_is_named(tmp_path):
     target = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(CheckpointError, match=f"cannot read the checkpoint {bad}: it looks truncated or corrupt"):
         copy_by_name(str(bad), target)
+
+
+def test_weight_standardization_in_every_3d_convolution(tmp_path):
+    from keras_gn import WSConv3D
+    from keras_gn.models.i3d import I3DResNet
+
+    model = i3d_resnet(8, norm="gn", groups=4, width=8, input_shape=(4, 16, 16, 3), num_classes=3,
+                       weight_standardization=True)  # fmt: skip
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv3D)]
+    assert len(convs) == 9 and all(isinstance(c, WSConv3D) for c in convs)
+    assert model.get_config()["weight_standardization"] is True
+    assert sum(isinstance(l, WSConv3D) for l in I3DResNet.from_config(model.get_config()).layers) == 9
+    x = np.random.default_rng(0).normal(size=(2, 4, 16, 16, 3)).astype(np.float32)
+    model.save(tmp_path / "i3d_ws.keras")
+    loaded = keras.models.load_model(tmp_path / "i3d_ws.keras")
+    assert sum(isinstance(l, WSConv3D) for l in loaded.layers) == 9
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)

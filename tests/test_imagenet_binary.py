@@ -131,3 +131,28 @@ def test_train_restores_the_dtype_policy_it_set(tmp_path):
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.get_layer("stage1_block1_conv1").compute_dtype == "bfloat16"  # it trained in bfloat16
     assert results["config"]["mixed_precision"] == "bfloat16"
+
+
+def test_weight_standardization_flag_trains_a_gn_ws_network(tmp_path):
+    import dataclasses
+
+    import keras
+    from absl import flags
+
+    from keras_gn import WSConv2D
+    from keras_gn.train import cli
+
+    values = flags.FlagValues()
+    cli.define_flags(TrainConfig, values)
+    values(["keras-gn-imagenet", "--weight_standardization", "--norm=gn"])
+    config = dataclasses.replace(
+        TrainConfig(**cli.values(TrainConfig, values)),
+        dataset="synthetic", depth=8, width=8, groups=4, stem="small", image_size=8, images_per_replica=4,
+        synthetic_examples=8, synthetic_classes=2, epochs=1, eval_steps=1, model_dir=str(tmp_path), verbose=0,
+    )  # fmt: skip
+    assert config.weight_standardization is True
+    results = train(config)
+    assert results["config"]["weight_standardization"] is True
+    model = keras.models.load_model(tmp_path / "model.keras")
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(convs) == 9 and all(isinstance(c, WSConv2D) for c in convs)

@@ -77,3 +77,28 @@ def test_bad_arguments():
     model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
     with pytest.raises(ValueError, match="not both"):
         replace_normalization(model, norm=lambda bn: bn, groups=2)
+
+
+def test_resnet50_becomes_gn_ws_in_one_call():
+    from keras_gn import WSConv2D
+
+    original = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=5)
+    rng = np.random.default_rng(0)
+    convs = [l for l in original.layers if type(l) is keras.layers.Conv2D]
+    assert len(convs) == 53
+    for layer in convs:  # kernels already standardized (zero mean, unit variance: float64), random biases
+        w = layer.kernel.numpy().astype(np.float64)
+        w = (w - w.mean((0, 1, 2))) / w.std((0, 1, 2))
+        layer.set_weights([w.astype(np.float32), rng.normal(0, 0.1, layer.bias.shape).astype(np.float32)])
+    gn_ws = replace_normalization(original, groups=32, weight_standardization=True)
+    gn = replace_normalization(original, groups=32)
+    assert _count(gn_ws, keras.layers.Conv2D) == 53
+    assert all(isinstance(l, WSConv2D) for l in gn_ws.layers if isinstance(l, keras.layers.Conv2D))
+    assert _count(gn_ws, keras.layers.BatchNormalization) == 0 and _count(gn_ws, GroupNormalization) == 53
+    assert not any(isinstance(l, WSConv2D) for l in original.layers)
+    # GN's gamma = 1 and beta = 0 and kernels that are standardized already:
+    # standardizing them again changes nothing (but epsilon's 5e-7).
+    x = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(gn_ws.predict(x, verbose=0), gn.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    # The kernels were copied as they are (the standardization happens in the call).
+    np.testing.assert_array_equal(gn_ws.get_layer("conv1_conv").kernel.numpy(), convs[0].kernel.numpy())

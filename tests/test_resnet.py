@@ -66,3 +66,64 @@ def test_stages_build_a_part_of_the_network_with_the_whole_ones_names():
         resnet(depth=50, stages=(1, 3))
     with pytest.raises(ValueError, match="give the input feature map's input_shape"):
         resnet(depth=50, stages=(4,))
+
+
+def _standardized(kernel, epsilon=1e-6):
+    """The Weight Standardization formula in float64 NumPy: per output
+    channel (last axis), over every other axis, biased variance."""
+    w = np.asarray(kernel, np.float64)
+    axes = tuple(range(w.ndim - 1))
+    return (w - w.mean(axes, keepdims=True)) / np.sqrt(w.var(axes, keepdims=True) + epsilon)
+
+
+def test_weight_standardization_in_every_convolution():
+    from keras_gn import WSConv2D
+    from keras_gn.models.resnet import ResNet
+
+    model = resnet50(norm="gn", weight_standardization=True)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(convs) == 53 and all(isinstance(c, WSConv2D) for c in convs)  # stem and projections too
+    assert not isinstance(model.get_layer("logits"), WSConv2D)
+    assert _trainable(model) == 25_557_032 and model.name == "resnet50_gn_ws"
+    config = model.get_config()
+    assert config["weight_standardization"] is True
+    clone = ResNet.from_config(config)
+    assert sum(isinstance(l, WSConv2D) for l in clone.layers) == 53
+    assert (
+        resnet(8, width=8, groups=4, stem="small", input_shape=(8, 8, 3)).get_config()["weight_standardization"]
+        is False
+    )
+
+
+def test_ws_resnet_equals_a_plain_one_holding_standardized_kernels():
+    kw = dict(norm="gn", groups=4, width=8, num_classes=5, input_shape=(32, 32, 3))
+    ws = resnet(14, weight_standardization=True, **kw)
+    rng = np.random.default_rng(0)
+    for w in ws.weights:
+        w.assign(rng.normal(0.1, 0.3, w.shape).astype(np.float32))
+    plain = resnet(14, **kw)
+    for layer in ws.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, keras.layers.Conv2D):
+            weights[0] = _standardized(weights[0]).astype(np.float32)
+        plain.get_layer(layer.name).set_weights(weights)
+    x = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
+    expected = plain(x).numpy()
+    np.testing.assert_allclose(ws(x).numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+    from keras_gn import WSConv2D, fold_weight_standardization
+
+    folded = fold_weight_standardization(ws)
+    assert not any(isinstance(l, WSConv2D) for l in folded.layers)
+    assert sum(type(l) is keras.layers.Conv2D for l in folded.layers) == 17
+    np.testing.assert_allclose(folded(x).numpy(), ws(x).numpy(), rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_ws_resnet_for_tf_keras():
+    tf_keras = pytest.importorskip("tf_keras")
+    from keras_gn import legacy
+
+    model = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), framework="tf_keras",
+                   weight_standardization=True)  # fmt: skip
+    convs = [l for l in model.layers if isinstance(l, tf_keras.layers.Conv2D)]
+    assert len(convs) == 9 and all(isinstance(c, legacy.WSConv2D) for c in convs)
