@@ -81,3 +81,21 @@ def test_pass_costs_time_every_contender_and_agree_on_the_statistics():
     x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (2, 16, 64)).astype(np.float32))
     fns = pass_costs._contenders(x)
     np.testing.assert_allclose(fns["keras_gn"](x).numpy(), fns["keras"](x).numpy(), atol=1e-4)
+
+
+@pytest.mark.large
+def test_ws_speed_quick_run_writes_its_ratio(tmp_path):
+    output = tmp_path / "ws_speed.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ws_speed", "--quick", f"--output={output}"],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert len(result["ratios"]) == 3 and result["ratio"] == sorted(result["ratios"])[1]
+    assert result["gn_ms"] > 0 and result["gn_ws_ms"] > 0 and result["target"] == 1.10
+    assert "GN+WS / GN =" in done.stdout

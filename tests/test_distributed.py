@@ -1,6 +1,7 @@
 """The paper's argument on 8 replicas (logical CPU devices, in a subprocess):
-GN's gradients do not depend on how the batch is split across replicas,
-per-replica BN's do, and synchronized BN's do not again."""
+GN's gradients do not depend on how the batch is split across replicas (with
+Weight Standardization too), per-replica BN's do, and synchronized BN's do
+not again."""
 
 import json
 import os
@@ -27,12 +28,14 @@ SCRIPT = textwrap.dedent(
     y = np.arange(16) % 4
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
-    def build(norm):
+    def build(name):
+        norm, ws = name.replace("_ws", ""), name.endswith("_ws")
         extra = {"groups": 4} if norm == "gn" else {}
-        return resnet(8, norm=norm, width=8, stem="small", input_shape=(8, 8, 3), num_classes=4, **extra)
+        return resnet(8, norm=norm, width=8, stem="small", input_shape=(8, 8, 3), num_classes=4,
+                      weight_standardization=ws, **extra)
 
     out = {}
-    for norm in ("gn", "bn", "syncbn"):
+    for norm in ("gn", "bn", "syncbn", "gn_ws"):
         keras.utils.set_random_seed(1)
         single = build(norm)
         # Non-zero gamma everywhere, so every weight gets a gradient.
@@ -73,5 +76,6 @@ def test_replicated_gradients_gn_bn_syncbn():
     errors = json.loads(result.stdout.strip().splitlines()[-1])
     # Relative gradient differences, replicated (8 x 2 images) vs one device (16 images).
     assert errors["gn"] < 1e-4, errors
+    assert errors["gn_ws"] < 1e-4, errors
     assert errors["syncbn"] < 1e-4, errors
     assert errors["bn"] > 1e-2, errors

@@ -5,7 +5,10 @@ r"""keras-gn-coco: Mask R-CNN with GN on COCO, on the TensorFlow Model Garden
         --strategy=mirrored --num_gpus=8 --data_dir=$COCO --model_dir=runs/maskrcnn_r50fpn_gn \
         --init_checkpoint=runs/r50_gn_backbone/ckpt
 
-A smoke run on generated shapes (see the README) on a CPU with two logical
+GN+WS (Weight Standardization in every convolution of backbone, FPN and box
+and mask heads; beyond the paper): --experiment=maskrcnn_r50fpn_gn_ws_coco,
+from a GN+WS backbone (keras-gn-imagenet --weight_standardization, then
+keras-gn-convert-backbone). A smoke run on generated shapes (see the README) on a CPU with two logical
 devices. A --model_dir holds one run: a killed run resumes from its last
 checkpoint, a finished one is kept (--overwrite starts afresh). The logic
 lives in keras_gn.detection.run.

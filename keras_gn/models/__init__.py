@@ -1,5 +1,6 @@
-"""Model builders that take a normalization: `resnet`, `resnet50`, `resnet101`,
-`i3d_resnet` (video) and `inflate` (2-D weights into I3D)."""
+"""Model builders that take a normalization (and `weight_standardization=`):
+`resnet`, `resnet50`, `resnet101`, `i3d_resnet` (video) and `inflate` (2-D
+weights into I3D)."""
 
 from keras_gn.models.i3d import i3d_resnet, inflate
 from keras_gn.models.resnet import STAGE_SIZES, resnet, resnet50, resnet101
