@@ -6,7 +6,10 @@ applied, the follow-up that closes most of GN's gap to BN.
 
 with the mean and the (biased) variance of each output channel's kernel taken
 over its fan-in: every kernel axis but the last (kernel positions x input
-channels of its group). The standardization is part of the forward pass, so
+channels of its group). `convention="std"` gives the WS authors' (and
+mmcv's `ConvWS`) formula instead, w_hat = (w - mean(w)) / (std(w) + epsilon)
+with the unbiased standard deviation and epsilon 1e-5: the one their
+published GN+WS weights were trained with. The standardization is part of the forward pass, so
 the gradient of `w` flows through it (a kernel *constraint* would not).
 
     from keras_gn import WSConv2D
@@ -30,14 +33,19 @@ deviations of 0.01-0.05) it changes w_hat by less than 0.5% (the authors' 1e-5
 on the standard deviation is of the same order), and it bounds the gradient's
 amplification 1/sqrt(var + eps) at 1e3 for a degenerate (constant) kernel,
 where 1e-10 allows 1e5. `epsilon=1e-10` reproduces BiT's and `1e-8` timm's
-BiT models exactly. The authors' formula differs from any epsilon only by the
+BiT models exactly. The authors' formula differs from the default by the
 factor sqrt(n / (n - 1)) of the unbiased estimate, the same for every channel
-of a layer, which the GN after each of their convolutions removes.
+of a layer (which the GN after each of their convolutions removes), and by
+its epsilon on the standard deviation, which is not the same for every
+channel: `convention="std"` reproduces it exactly.
 
 Under mixed precision the kernel variable stays float32 (it is not autocast),
 the standardization runs in float32, and the standardized kernel is cast to
 the compute dtype for the convolution.
 """
+
+import math
+import types
 
 import keras
 
@@ -48,6 +56,7 @@ __all__ = [
     "WSConv2D",
     "WSConv3D",
     "EPSILON",
+    "EPSILONS",
     "standardize_kernel",
     "standardize_with",
     "fold_weight_standardization",
@@ -55,23 +64,31 @@ __all__ = [
 ]
 
 EPSILON = 1e-6  # timm's StdConv2d; see the module docstring for the choice
+# convention -> default epsilon: "variance" sqrt(var + eps) (timm, BiT), "std" std + eps (the WS authors, mmcv)
+EPSILONS = {"variance": EPSILON, "std": 1e-5}
+KERAS_OPS = types.SimpleNamespace(mean=keras.ops.mean, rsqrt=keras.ops.rsqrt, sqrt=keras.ops.sqrt)
 
 
-def standardize_with(kernel, epsilon, mean, rsqrt):
-    """`(kernel - mean) * rsqrt(var + epsilon)` per output channel (the last
-    axis), the mean and biased variance over every other axis, written with
-    the given `mean(x, axis, keepdims)` and `rsqrt`: `keras.ops`'s for the
-    Keras 3 layers, TensorFlow's for the tf_keras twins."""
+def standardize_with(kernel, epsilon, ops, convention="variance"):
+    """w_hat of `kernel` per output channel (the last axis), the mean and the
+    variance over every other axis, written with `ops.mean(x, axis,
+    keepdims)`, `ops.rsqrt` and `ops.sqrt` (`keras.ops` for the Keras 3
+    layers, TensorFlow's for the tf_keras twins): `(kernel - mean) *
+    rsqrt(biased var + epsilon)`, or with `convention="std"` `(kernel -
+    mean) / (unbiased std + epsilon)`."""
     axes = tuple(range(len(kernel.shape) - 1))
-    centered = kernel - mean(kernel, axis=axes, keepdims=True)
-    variance = mean(centered * centered, axis=axes, keepdims=True)
-    return centered * rsqrt(variance + epsilon)
+    centered = kernel - ops.mean(kernel, axis=axes, keepdims=True)
+    variance = ops.mean(centered * centered, axis=axes, keepdims=True)
+    if convention == "variance":
+        return centered * ops.rsqrt(variance + epsilon)
+    fan_in = math.prod(kernel.shape[:-1])
+    return centered / (ops.sqrt(variance * (fan_in / max(fan_in - 1, 1))) + epsilon)
 
 
-def standardize_kernel(kernel, epsilon=EPSILON):
+def standardize_kernel(kernel, epsilon=EPSILON, convention="variance"):
     """The standardized kernel w_hat of `kernel` ([*kernel_size, in/groups,
     out], Keras's layout), in `keras.ops` (any backend), in kernel's dtype."""
-    return standardize_with(kernel, epsilon, keras.ops.mean, keras.ops.rsqrt)
+    return standardize_with(kernel, epsilon, KERAS_OPS, convention)
 
 
 def check_epsilon(epsilon):
@@ -84,21 +101,31 @@ def check_epsilon(epsilon):
     return float(epsilon)
 
 
-class WeightStandardized:
-    """Mixin for a Keras convolution class: `epsilon`, a float32 kernel under
-    mixed precision, the standardized kernel in the convolution, and the
-    config. The tf_keras twins set their Keras's `_standardize(kernel,
-    epsilon)`, `_cast`, `_to_numpy` and `_autocast_flag` (the name of
-    `add_weight`'s autocast argument)."""
+def check_convention(convention):
+    if convention not in EPSILONS:
+        raise ValueError(
+            f"convention must be 'variance' ((w - mean) / sqrt(var + epsilon), timm and BiT) or 'std' "
+            f"((w - mean) / (unbiased std + epsilon), the WS authors'); got {convention!r}."
+        )
+    return convention
 
-    _standardize = staticmethod(standardize_kernel)
+
+class WeightStandardized:
+    """Mixin for a Keras convolution class: `epsilon` and `convention`, a
+    float32 kernel under mixed precision, the standardized kernel in the
+    convolution, and the config. The tf_keras twins set their Keras's
+    `_ops` (mean, rsqrt, sqrt), `_cast`, `_to_numpy` and `_autocast_flag`
+    (the name of `add_weight`'s autocast argument)."""
+
+    _ops = KERAS_OPS
     _cast = staticmethod(keras.ops.cast)
     _to_numpy = staticmethod(keras.ops.convert_to_numpy)
     _autocast_flag = "autocast"
 
-    def __init__(self, *args, epsilon=EPSILON, **kwargs):
+    def __init__(self, *args, epsilon=None, convention="variance", **kwargs):
         super().__init__(*args, **kwargs)
-        self.epsilon = check_epsilon(epsilon)
+        self.convention = check_convention(convention)
+        self.epsilon = check_epsilon(EPSILONS[convention] if epsilon is None else epsilon)
 
     def add_weight(self, *args, **kwargs):
         # The kernel stays in the variable dtype (float32) when read under
@@ -108,7 +135,8 @@ class WeightStandardized:
         return super().add_weight(*args, **kwargs)
 
     def _standardized(self, kernel, dtype):
-        return self._cast(self._standardize(self._cast(kernel, self.variable_dtype), self.epsilon), dtype)
+        kernel = self._cast(kernel, self.variable_dtype)
+        return self._cast(standardize_with(kernel, self.epsilon, self._ops, self.convention), dtype)
 
     def convolution_op(self, inputs, kernel):
         return super().convolution_op(inputs, self._standardized(kernel, self.compute_dtype))
@@ -119,32 +147,34 @@ class WeightStandardized:
         return self._to_numpy(self._standardized(self.kernel, self.variable_dtype))
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "epsilon": self.epsilon, "convention": self.convention}
 
 
-def _ws_class(parent):
-    cls = type(
-        f"WS{parent.__name__}",
-        (WeightStandardized, parent),
-        {
-            "__doc__": f"""`keras.layers.{parent.__name__}` with Weight Standardization: the kernel is
+def ws_classes(K, mixin, module):
+    """{plain convolution class: its WS twin} for `Conv1D`, `Conv2D` and
+    `Conv3D` of the Keras module `K` (`keras` or `tf_keras`): classes
+    `WSConv{n}D` of `mixin` and the parent, defined in `module` and
+    registered as "keras_gn>WSConv{n}D" with that Keras."""
+    register = (keras.saving.register_keras_serializable if K is keras else K.utils.register_keras_serializable)(
+        package="keras_gn"
+    )
+    twins = {}
+    for parent in (K.layers.Conv1D, K.layers.Conv2D, K.layers.Conv3D):
+        doc = f"""`{K.__name__}.layers.{parent.__name__}` with Weight Standardization: the kernel is
     standardized per output channel over its fan-in before the convolution,
     `(w - mean) / sqrt(var + epsilon)` (biased variance, `epsilon` default
     {EPSILON}, timm's), the gradient flowing through it. Arguments: every
-    argument of `keras.layers.{parent.__name__}`, plus `epsilon`. See
-    `keras_gn.conv`.""",
-            "__module__": __name__,
-        },
-    )
-    return keras.saving.register_keras_serializable(package="keras_gn")(cls)
+    argument of `{K.__name__}.layers.{parent.__name__}`, plus `epsilon` and
+    `convention` ("variance", or "std": `(w - mean) / (unbiased std +
+    epsilon)`, epsilon default 1e-5, the WS authors'). See `keras_gn.conv`."""
+        cls = type(f"WS{parent.__name__}", (mixin, parent), {"__doc__": doc, "__module__": module})
+        twins[parent] = register(cls)
+    return twins
 
-
-WSConv1D = _ws_class(keras.layers.Conv1D)
-WSConv2D = _ws_class(keras.layers.Conv2D)
-WSConv3D = _ws_class(keras.layers.Conv3D)
 
 # The plain convolution -> its WS twin (`replace_normalization`), and back (folding).
-WS_TWINS = {keras.layers.Conv1D: WSConv1D, keras.layers.Conv2D: WSConv2D, keras.layers.Conv3D: WSConv3D}
+WS_TWINS = ws_classes(keras, WeightStandardized, __name__)
+WSConv1D, WSConv2D, WSConv3D = WS_TWINS.values()
 
 
 def plain_twin(layer):
@@ -169,6 +199,7 @@ def fold_weight_standardization(model):
             return None
         config = layer.get_config()
         config.pop("epsilon")
+        config.pop("convention")
         return plain_twin(layer).from_config(config)
 
     def weights(old, new):

@@ -11,6 +11,8 @@ same numbers, a thin wrapper over the same XLA-compiled core
 Needs the `tf_keras` package (`pip install keras-gn[legacy]`).
 """
 
+import types
+
 import tensorflow as tf
 
 try:
@@ -90,29 +92,11 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
 class _TFWeightStandardized(conv.WeightStandardized):
     """`keras_gn.conv.WeightStandardized` in TensorFlow ops, for tf_keras."""
 
-    _standardize = staticmethod(
-        lambda kernel, epsilon: conv.standardize_with(kernel, epsilon, tf.reduce_mean, tf.math.rsqrt)
-    )
+    _ops = types.SimpleNamespace(mean=tf.reduce_mean, rsqrt=tf.math.rsqrt, sqrt=tf.sqrt)
     _cast = staticmethod(tf.cast)
     _to_numpy = staticmethod(lambda tensor: tensor.numpy())
     _autocast_flag = "experimental_autocast"
 
 
-def _ws_class(parent):
-    cls = type(
-        f"WS{parent.__name__}",
-        (_TFWeightStandardized, parent),
-        {
-            "__doc__": f"""`tf_keras.layers.{parent.__name__}` with Weight Standardization, the twin
-    of `keras_gn.WS{parent.__name__}`: the same arguments (the parent's, plus
-    `epsilon`, default {conv.EPSILON}) and the same numbers.""",
-            "__module__": __name__,
-        },
-    )
-    return tf_keras.utils.register_keras_serializable(package="keras_gn")(cls)
-
-
-WSConv1D = _ws_class(tf_keras.layers.Conv1D)
-WSConv2D = _ws_class(tf_keras.layers.Conv2D)
-WSConv3D = _ws_class(tf_keras.layers.Conv3D)
-WS_TWINS = {tf_keras.layers.Conv1D: WSConv1D, tf_keras.layers.Conv2D: WSConv2D, tf_keras.layers.Conv3D: WSConv3D}
+WS_TWINS = conv.ws_classes(tf_keras, _TFWeightStandardized, __name__)
+WSConv1D, WSConv2D, WSConv3D = WS_TWINS.values()

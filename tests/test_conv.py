@@ -165,6 +165,35 @@ def test_matches_timms_stdconv2d(tmp_path):
     assert _relative_error(dw, ref["dweight"].transpose(2, 3, 1, 0)) < 1e-5
 
 
+@pytest.mark.parametrize("cls", [WSConv2D, WSConv3D])
+def test_std_convention_is_the_ws_authors_formula(cls):
+    """`convention="std"`: (w - mean) / (unbiased std + 1e-5), as the WS
+    authors' code and mmcv's ConvWS compute it (torch's `Tensor.std` is the
+    unbiased one), against that expression in float64 PyTorch."""
+    rng = np.random.default_rng(6)
+    rank = 2 if cls is WSConv2D else 3
+    shape = (2, *(7,) * rank, 4)
+    x = rng.normal(size=shape).astype(np.float32)
+    layer = cls(6, 3, groups=2, use_bias=False, convention="std")
+    assert layer.epsilon == 1e-5 and layer.get_config()["convention"] == "std"
+    layer.build(shape)
+    kernel = rng.normal(0.0, 0.02, layer.kernel.shape).astype(np.float32)  # small: epsilon matters
+    layer.kernel.assign(kernel)
+    w = torch.tensor(kernel, dtype=torch.float64).permute(rank + 1, rank, *range(rank))
+    flat = w.reshape(w.shape[0], -1)
+    w_hat = (w - flat.mean(1).reshape(-1, *[1] * (rank + 1))) / (flat.std(1).reshape(-1, *[1] * (rank + 1)) + 1e-5)
+    conv = F.conv2d if rank == 2 else F.conv3d
+    ref = conv(torch.tensor(np.moveaxis(x, -1, 1), dtype=torch.float64), w_hat, groups=2)
+    assert _relative_error(layer(x), np.moveaxis(ref.numpy(), 1, -1)) < 1e-5
+    # The default convention on the same kernel differs by more than rounding.
+    default = cls(6, 3, groups=2, use_bias=False)
+    default.build(shape)
+    default.kernel.assign(kernel)
+    assert _relative_error(default(x), np.moveaxis(ref.numpy(), 1, -1)) > 1e-4
+    with pytest.raises(ValueError, match="convention must be 'variance'"):
+        cls(6, 3, convention="unbiased")
+
+
 def test_gradient_flows_through_the_standardization():
     """The kernel's gradient is the gradient of w_hat carried back through
     the standardization: zero mean and orthogonal to w_hat per output
@@ -234,7 +263,7 @@ def test_arguments_config_and_errors():
     assert clone.get_config() == config
     assert WSConv2D(4, 3).epsilon == EPSILON == 1e-6
     assert isinstance(layer, keras.layers.Conv2D)
-    for bad in (0, -1e-5, "small", None, True):
+    for bad in (0, -1e-5, "small", True):
         with pytest.raises(ValueError, match="epsilon must be a positive number"):
             WSConv2D(4, 3, epsilon=bad)
 
