@@ -35,8 +35,8 @@ def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
     values = _flags(config_cls)
     names = set(values)
     assert expected <= names
-    # The flags added since: SGD momentum and Weight Standardization, TrainConfig fields.
-    assert names - expected == {"momentum", "weight_standardization"}
+    # The flags added since: SGD momentum, Weight Standardization and the padding, TrainConfig fields.
+    assert names - expected == {"momentum", "weight_standardization", "padding"}
     assert config_cls(**cli.values(config_cls, values)) == config_cls()
 
 

@@ -51,13 +51,21 @@ def test_backbone_arguments_come_from_the_model():
     from keras_gn.detection.convert import backbone_arguments
 
     bn = resnet(8, norm="bn", width=8, input_shape=(32, 32, 3), num_classes=2)
-    assert backbone_arguments(bn)[0] == (8, "frozen_bn", 32, False)  # BN is detection's frozen BN*
-    assert backbone_arguments(bn, norm="syncbn")[0] == (8, "syncbn", 32, False)
+
+    def args(model, **kwargs):
+        a = backbone_arguments(model, **kwargs)[0]
+        return a["depth"], a["norm"], a["groups"], a["weight_standardization"], a["padding"]
+
+    assert args(bn) == (8, "frozen_bn", 32, False, "symmetric")  # BN is detection's frozen BN*
+    assert args(bn, norm="syncbn") == (8, "syncbn", 32, False, "symmetric")
     gn = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), num_classes=2)
-    assert backbone_arguments(gn)[0] == (8, "gn", 4, False)
+    assert args(gn) == (8, "gn", 4, False, "symmetric")
     assert gn.arguments["groups"] == 4 and gn.get_config()["depth"] == 8
-    ws = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), num_classes=2, weight_standardization=True)
-    assert backbone_arguments(ws)[0] == (8, "gn", 4, True)  # a WS kernel only means what it means in a WS conv
+    ws = resnet(8, norm="gn", groups=4, width=8, input_shape=(32, 32, 3), num_classes=2, weight_standardization="std")
+    assert args(ws) == (8, "gn", 4, "std", "symmetric")  # a WS kernel only means what it means in its WS conv
+    # A model saved before the padding argument existed was built with TensorFlow's "same".
+    config = {k: v for k, v in gn.get_config().items() if k != "padding"}
+    assert args(type(gn).from_config(config)) == (8, "gn", 4, False, "same")
 
 
 def test_unreadable_or_missing_keras_model_is_named(tmp_path):

@@ -144,9 +144,10 @@ def test_imagenet_checkpoint_initialises_the_detector_backbone(experiment, tmp_p
     for w in imagenet.weights:
         w.assign(w.numpy() + rng.normal(0, 0.1, w.shape))
     imagenet.save(tmp_path / "model.keras")  # as experiments/imagenet_resnet.py writes it
-    prefix = write_backbone_checkpoint(
+    prefix, arguments = write_backbone_checkpoint(
         str(tmp_path / "model.keras"), str(tmp_path / "backbone" / "ckpt"), input_size=128
     )
+    assert arguments["padding"] == "symmetric" and arguments["weight_standardization"] is False
 
     config = exp_factory.get_exp_config(experiment)
     config.task.model.input_size = [128, 128, 3]

@@ -15,12 +15,18 @@ from official.vision.modeling.decoders import factory as decoder_factory
 from keras_gn.models.resnet import conv_class, resnet
 from keras_gn.norms import normalization
 
-__all__ = ["build_backbone", "build_fpn"]
+__all__ = ["build_backbone", "build_fpn", "ws_argument"]
 
 
 def _weight_decay(l2_regularizer):
     # The Model Garden passes L2(l2_weight_decay / 2); resnet() wants the decay.
     return 2.0 * float(l2_regularizer.l2) if l2_regularizer is not None else 0.0
+
+
+def ws_argument(cfg):
+    """The builders' `weight_standardization` of a `GNResNet` config: False,
+    or its convention ("variance" or "std")."""
+    return cfg.ws_convention if cfg.weight_standardization else False
 
 
 def _with_specs(model):
@@ -50,7 +56,8 @@ def build_backbone(input_specs, backbone_config, norm_activation_config, l2_regu
         + ("_ws" if cfg.weight_standardization else "")
         + ("" if cfg.stages == 4 else f"_res2to{cfg.stages + 1}"),
         groups=cfg.groups,
-        weight_standardization=cfg.weight_standardization,
+        weight_standardization=ws_argument(cfg),
+        padding=cfg.padding,
     )
     if not 2 <= cfg.min_output_level <= cfg.stages + 1:
         raise ValueError(f"min_output_level={cfg.min_output_level} must be among the levels 2..{cfg.stages + 1} built.")

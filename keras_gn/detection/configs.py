@@ -45,6 +45,8 @@ class GNResNet(hyperparams.Config):
     stages: int = 4  # residual stages built: 4 = res2..res5 (FPN), 3 = res2..res4 (C4)
     min_output_level: int = 2  # the lowest level output; C4 outputs level 4 only
     weight_standardization: bool = False  # WS in every convolution (GN+WS)
+    ws_convention: str = "variance"  # its formula: "variance" (ours, timm's) or "std" (the WS authors' weights)
+    padding: str = "symmetric"  # as PyTorch/Caffe2 (published weights); "same" for models trained before it
 
 
 @dataclasses.dataclass

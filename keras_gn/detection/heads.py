@@ -113,13 +113,13 @@ class MaskHead(_SwapNorms, instance_heads.MaskHead):
 
 def res5(
     depth=50, norm="gn", groups=32, crop_size=14, in_channels=1024, weight_decay=0.0, name="res5",
-    weight_standardization=False,
+    weight_standardization=False, padding="symmetric",
 ):  # fmt: skip
     """ResNet's 4th stage (res5: 3 bottleneck blocks, the first of stride 2)
     as a tf_keras model on [RoIs, crop, crop, in_channels] RoI features; the
     same definition and layer names (`stage4_block*`) as the backbone, so
     ImageNet weights copy into it by name; WS convolutions with
-    `weight_standardization`, as the backbone's."""
+    `weight_standardization` and `padding` as the backbone's."""
     from keras_gn.models.resnet import resnet
 
     return resnet(
@@ -134,6 +134,7 @@ def res5(
         name=name,
         groups=groups,
         weight_standardization=weight_standardization,
+        padding=padding,
     )
 
 
@@ -151,9 +152,9 @@ class C4DetectionHead(DetectionHead):
     average pooling, then the Model Garden's own class and box layers (its
     DetectionHead with no conv or fc layers of its own).
 
-    `backbone_norm`/`backbone_groups`/`backbone_weight_standardization`:
-    res5's normalization (gn, frozen_bn, bn, syncbn) and convolutions, the
-    backbone's. `depth`: the ResNet's (res5 has 3 blocks in
+    `backbone_norm`/`backbone_groups`/`backbone_weight_standardization`/
+    `backbone_padding`: res5's normalization (gn, frozen_bn, bn, syncbn),
+    convolutions and padding, the backbone's. `depth`: the ResNet's (res5 has 3 blocks in
     ResNet-50 and -101 alike). `res5` is built here and shared with the mask
     head (`C4MaskHead(res5=box_head.res5)`), as in the original design."""
 
@@ -166,6 +167,7 @@ class C4DetectionHead(DetectionHead):
         in_channels=1024,
         weight_decay=0.0,
         backbone_weight_standardization=False,
+        backbone_padding="symmetric",
         **kwargs,
     ):
         kwargs.update(num_convs=0, num_fcs=0)
@@ -178,10 +180,11 @@ class C4DetectionHead(DetectionHead):
             in_channels=in_channels,
             weight_decay=weight_decay,
             backbone_weight_standardization=backbone_weight_standardization,
+            backbone_padding=backbone_padding,
         )
         self.res5 = res5(
             depth, backbone_norm, backbone_groups, crop_size, in_channels, weight_decay,
-            weight_standardization=backbone_weight_standardization,
+            weight_standardization=backbone_weight_standardization, padding=backbone_padding,
         )  # fmt: skip
 
     def call(self, inputs, training=None):

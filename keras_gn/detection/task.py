@@ -13,6 +13,7 @@ from official.vision.ops import anchor
 from official.vision.tasks import maskrcnn as maskrcnn_task
 
 from keras_gn.detection import configs, heads
+from keras_gn.detection.backbone import ws_argument
 from keras_gn.errors import checkpoint_error
 
 __all__ = ["MaskRCNNTask", "with_heads", "with_c4_heads", "count_layers", "single_level_anchors", "PARTS"]
@@ -75,7 +76,8 @@ def with_c4_heads(model, model_config, weight_decay=0.0):
         crop_size=model_config.roi_aligner.crop_size,
         in_channels=int(model.backbone.output_specs["4"][-1]),
         weight_decay=weight_decay,
-        backbone_weight_standardization=backbone.weight_standardization,
+        backbone_weight_standardization=ws_argument(backbone),
+        backbone_padding=backbone.padding,
         norm="none",
         **box.get_config(),
     )
@@ -162,7 +164,8 @@ class MaskRCNNTask(maskrcnn_task.MaskRCNNTask):
             backbone.norm,
             backbone.groups,
             config.model.input_size[0],
-            weight_standardization=backbone.weight_standardization,
+            weight_standardization=ws_argument(backbone),
+            padding=backbone.padding,
         )
         tf.train.Checkpoint(backbone=whole).read(path).expect_partial().assert_existing_objects_matched()
         copy_by_name(whole, model.backbone)

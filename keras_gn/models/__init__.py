@@ -1,8 +1,10 @@
 """Model builders that take a normalization (and `weight_standardization=`):
 `resnet`, `resnet50`, `resnet101`, `i3d_resnet` (video) and `inflate` (2-D
-weights into I3D)."""
+weights into I3D); `load_pretrained` and `preprocess` (the published
+ImageNet GN weights)."""
 
 from keras_gn.models.i3d import i3d_resnet, inflate
+from keras_gn.models.pretrained import load_pretrained, preprocess
 from keras_gn.models.resnet import STAGE_SIZES, resnet, resnet50, resnet101
 
-__all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES", "i3d_resnet", "inflate"]
+__all__ = ["resnet", "resnet50", "resnet101", "STAGE_SIZES", "i3d_resnet", "inflate", "load_pretrained", "preprocess"]

@@ -96,6 +96,9 @@ class BuiltModel(keras.Model):
     Subclasses set `graph(**arguments) -> (inputs, outputs, name)`."""
 
     graph = None
+    # Arguments added since models were first saved, with the value a saved
+    # config without them was built with: TensorFlow's padding then.
+    SAVED_BEFORE = {"padding": "same"}
 
     def __init__(self, trainable=True, **arguments):
         if arguments.get("dtype") is None:
@@ -116,4 +119,4 @@ class BuiltModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**{**cls.SAVED_BEFORE, **config})

@@ -24,7 +24,16 @@ import keras
 import numpy as np
 
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
-from keras_gn.models.resnet import STAGE_SIZES, conv_class, conv_initializer, logits, norm_name
+from keras_gn.models.resnet import (
+    STAGE_SIZES,
+    check_padding,
+    check_weight_standardization,
+    conv_class,
+    conv_initializer,
+    logits,
+    norm_name,
+    pad,
+)
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
@@ -76,6 +85,7 @@ def i3d_resnet(
     name=None,
     dtype=None,
     weight_standardization=False,
+    padding="symmetric",
     **norm_args,
 ):
     """Builds a ResNet I3D (channels_last `[N, T, H, W, C]`) as a `keras.Model`.
@@ -85,6 +95,9 @@ def i3d_resnet(
       norm, num_classes, width, weight_decay, dtype, weight_standardization,
         **norm_args: as `keras_gn.models.resnet` (`keras_gn.WSConv3D` in
         every convolution with `weight_standardization=True`).
+      padding: "symmetric" (default, as PyTorch and Caffe2 pad: an
+        inflated ImageNet model of either gives its features) or "same"
+        (TensorFlow's), for every strided convolution and max pool.
       input_shape: `(frames, height, width, channels)`; frames may be None.
       temporal_padding: "zeros" (the non-local code's, default) or "edge"
         (repeat the border frames): with "edge", a clip of identical frames
@@ -97,7 +110,7 @@ def i3d_resnet(
     arguments = dict(
         depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
         width=width, weight_decay=weight_decay, temporal_padding=temporal_padding, name=name, dtype=dtype,
-        weight_standardization=weight_standardization, **norm_args,
+        weight_standardization=weight_standardization, padding=padding, **norm_args,
     )  # fmt: skip
     if isinstance(norm, str):
         return I3DResNet(**arguments)
@@ -107,7 +120,7 @@ def i3d_resnet(
 
 def _graph(
     depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype,
-    weight_standardization=False, **norm_args,
+    weight_standardization=False, padding="symmetric", **norm_args,
 ):  # fmt: skip
     """(inputs, outputs, name) of `i3d_resnet()`'s model."""
     if depth not in STAGE_SIZES:
@@ -118,13 +131,21 @@ def _graph(
         raise ValueError(f"input_shape must be (frames, height, width, channels); got {input_shape}.")
     reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     layer_args = {"dtype": dtype} if dtype is not None else {}
-    conv = _conv3d(temporal_padding, reg, layer_args, weight_standardization)
+    check_padding(padding)
+    check_weight_standardization(weight_standardization)
+    conv = _conv3d(temporal_padding, reg, layer_args, weight_standardization, padding)
+
+    def max_pool(x, size, strides, name):
+        # Zeros pad a max pool like -inf here: both follow a ReLU.
+        x, pool_padding = pad(x, keras, 3, size, strides, padding, name, layer_args=layer_args)
+        return keras.layers.MaxPooling3D(size, strides, padding=pool_padding, name=name, **layer_args)(x)
+
     norm_layer = apply_norm(normalization(norm, **norm_args), -1, reg, layer_args)
 
     inputs = keras.Input(input_shape, name="clips")
     x = conv(inputs, width, (5, 7, 7), (1, 2, 2), "stem_conv")
     x = keras.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
-    x = keras.layers.MaxPooling3D((1, 3, 3), (1, 2, 2), padding="same", name="stem_pool", **layer_args)(x)
+    x = max_pool(x, (1, 3, 3), (1, 2, 2), "stem_pool")
     stage_sizes = STAGE_SIZES[depth]
     for index, (blocks, inflated) in enumerate(zip(stage_sizes, _temporal_kernels(depth, stage_sizes)), start=1):
         x = stage(
@@ -140,7 +161,7 @@ def _graph(
             dtype=dtype,
         )
         if index == 1:
-            x = keras.layers.MaxPooling3D((3, 1, 1), (2, 1, 1), padding="same", name="pool2", **layer_args)(x)
+            x = max_pool(x, (3, 1, 1), (2, 1, 1), "pool2")
     outputs = x
     if include_top:
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
@@ -156,18 +177,19 @@ class I3DResNet(BuiltModel):
     graph = staticmethod(_graph)
 
 
-def _conv3d(temporal_padding, reg, layer_args, weight_standardization=False):
+def _conv3d(temporal_padding, reg, layer_args, weight_standardization=False, padding="symmetric"):
     cls = conv_class(keras, 3, weight_standardization)
 
     def conv(x, filters, kernel, strides, name):
         edge = temporal_padding == "edge" and kernel[0] > 1
         if edge:
             x = EdgePadding((kernel[0] - 1) // 2, name=f"{name}_edge_pad", **layer_args)(x)
+        x, conv_padding = pad(x, keras, 3, kernel, strides, padding, name, layer_args=layer_args)
         x = cls(
             filters,
             kernel,
             strides=strides,
-            padding="same",
+            padding=conv_padding,
             use_bias=False,
             kernel_initializer=conv_initializer(),
             kernel_regularizer=reg,

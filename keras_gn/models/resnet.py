@@ -7,6 +7,10 @@ normalization chosen by `norm`.
 
 - The stride of a downsampling block is on its 3x3 convolution (as in the
   paper's Caffe2 and PyTorch code), not on the first 1x1.
+- Padding is symmetric, as PyTorch and Caffe2 pad (3 for the 7x7/2 stem, 1
+  for each 3x3 and the 3x3/2 max pool), so that published weights give their
+  outputs; `padding="same"` gives TensorFlow's (which pads a stride-2 layer
+  (0, 1) or (2, 3) on even sizes), as the builders did before.
 - Convolutions have no bias and He-normal (fan-out) initialisation.
 - The last normalization of every residual block starts with gamma = 0, so
   each block starts as the identity (the paper's recipe).
@@ -17,6 +21,8 @@ normalization chosen by `norm`.
   ImageNet recipe); it is applied through Keras regularizers, so it goes
   through the momentum exactly as in the paper's SGD.
 """
+
+import functools
 
 import keras
 
@@ -32,6 +38,8 @@ __all__ = [
     "normalized_channels",
     "check_groups",
     "conv_class",
+    "pad",
+    "PADDINGS",
 ]
 
 # depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
@@ -87,6 +95,8 @@ def resnet(
     stages=(1, 2, 3, 4),
     dtype=None,
     weight_standardization=False,
+    padding="symmetric",
+    source=None,
     **norm_args,
 ):
     """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
@@ -130,7 +140,14 @@ def resnet(
       weight_standardization: every convolution (stem, blocks, projections)
         a Weight Standardization one (`keras_gn.WSConv2D`, or
         `keras_gn.legacy.WSConv2D` for tf_keras), default epsilon; the top
-        Dense layer stays plain. Default False.
+        Dense layer stays plain. Default False; True or "variance" for the
+        default formula, "std" for the WS authors' (`keras_gn.conv`).
+      padding: "symmetric" (default: PyTorch's and Caffe2's, what published
+        weights were trained with) or "same" (TensorFlow's; it differs at
+        stride 2 on even sizes).
+      source: where the model's weights come from, recorded in its config
+        for `keras_gn.models.preprocess` ("detectron", "timm", "ws"; set by
+        `keras_gn.models.load_pretrained`); None otherwise.
       **norm_args: for `keras_gn.normalization`, e.g. `groups=16` (used by
         GN only) or `momentum=0.99` (BN only).
 
@@ -143,7 +160,7 @@ def resnet(
         depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
         data_format=data_format, width=width, stem=stem, weight_decay=weight_decay, name=name,
         framework=framework, endpoints=endpoints, decay_norms=decay_norms, stages=stages, dtype=dtype,
-        weight_standardization=weight_standardization, **norm_args,
+        weight_standardization=weight_standardization, padding=padding, source=source, **norm_args,
     )  # fmt: skip
     if framework == "keras" and isinstance(norm, str):
         return ResNet(**arguments)
@@ -153,10 +170,14 @@ def resnet(
 
 def _graph(
     depth, norm, include_top, num_classes, input_shape, data_format, width, stem, weight_decay, name, framework,
-    endpoints, decay_norms, stages, dtype, weight_standardization=False, **norm_args,
+    endpoints, decay_norms, stages, dtype, weight_standardization=False, padding="symmetric", source=None,
+    **norm_args,
 ):  # fmt: skip
     """(inputs, outputs, name) of `resnet()`'s model."""
+    del source  # recorded in the config only
     stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
+    check_padding(padding)
+    check_weight_standardization(weight_standardization)
     K = keras_module(framework)
     axis = -1 if data_format == "channels_last" else 1
     if input_shape is None:
@@ -164,7 +185,7 @@ def _graph(
     # The paper's decay wd adds wd * w to the gradient, i.e. L2 of wd / 2.
     reg = K.regularizers.L2(weight_decay / 2) if weight_decay else None
     layer_args = {"dtype": dtype} if dtype is not None else {}
-    conv = _conv2d(K, data_format, reg, layer_args, weight_standardization)
+    conv = _conv2d(K, data_format, reg, layer_args, weight_standardization, padding)
     norm_layer = apply_norm(
         normalization(norm, framework=framework, **norm_args), axis, reg if decay_norms else None, layer_args
     )
@@ -172,7 +193,7 @@ def _graph(
     inputs = K.Input(input_shape, name="images" if stages[0] == 1 else f"stage{stages[0]}_input")
     x = inputs  # a model that starts after the stem takes the previous stage's output
     if stages[0] == 1:
-        x = _stem(inputs, stem, width, conv, norm_layer, K, data_format, layer_args)
+        x = _stem(inputs, stem, width, conv, norm_layer, K, data_format, layer_args, padding)
     levels = {}
     for index in [s for s in stages if s <= len(STAGE_SIZES[depth])]:  # depths 8 and 11 have 2 and 3 stages
         x = stage(
@@ -221,15 +242,16 @@ def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
     return stages
 
 
-def _conv2d(K, data_format, reg, layer_args, weight_standardization=False):
+def _conv2d(K, data_format, reg, layer_args, weight_standardization=False, padding="symmetric"):
     cls = conv_class(K, 2, weight_standardization)
 
     def conv(x, filters, kernel, strides, name):
+        x, conv_padding = pad(x, K, 2, kernel, strides, padding, name, data_format, layer_args)
         return cls(
             filters,
             kernel,
             strides=strides,
-            padding="same",
+            padding=conv_padding,
             use_bias=False,
             data_format=data_format,
             kernel_initializer=conv_initializer(K),
@@ -241,27 +263,67 @@ def _conv2d(K, data_format, reg, layer_args, weight_standardization=False):
     return conv
 
 
-def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args):
+def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args, padding="symmetric"):
     """ "imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv."""
     x = conv(x, width, 7 if stem == "imagenet" else 3, 2 if stem == "imagenet" else 1, "stem_conv")
     x = K.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
     if stem == "imagenet":
-        x = K.layers.MaxPooling2D(3, 2, padding="same", data_format=data_format, name="stem_pool", **layer_args)(x)
+        # Zeros pad a max pool like -inf here: it follows a ReLU.
+        x, pool_padding = pad(x, K, 2, 3, 2, padding, "stem_pool", data_format, layer_args)
+        x = K.layers.MaxPooling2D(3, 2, padding=pool_padding, data_format=data_format, name="stem_pool", **layer_args)(
+            x
+        )
     return x
+
+
+PADDINGS = ("symmetric", "same")
+
+
+def check_padding(padding):
+    if padding not in PADDINGS:
+        raise ValueError(
+            f"padding must be 'symmetric' (PyTorch's and Caffe2's, for their weights) or 'same' "
+            f"(TensorFlow's); got {padding!r}."
+        )
+
+
+def pad(x, K, rank, kernel, strides, padding, name, data_format="channels_last", layer_args=None):
+    """(x, the padding for the layer that follows): with `padding="same"`, x
+    and "same"; with "symmetric", a strided layer whose window is larger than
+    1 gets x padded by (k - 1) // 2 on both sides of each axis (a
+    `ZeroPadding{rank}D` named `{name}_pad`) and "valid". Stride-1 layers
+    keep "same", which is symmetric for odd windows."""
+    kernel = (kernel,) * rank if isinstance(kernel, int) else tuple(kernel)
+    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
+    if padding == "same" or all(s == 1 for s in strides) or all(k == 1 for k in kernel):
+        return x, "same"
+    widths = tuple((k - 1) // 2 for k in kernel)
+    layer = getattr(K.layers, f"ZeroPadding{rank}D")
+    return layer(widths, data_format=data_format, name=f"{name}_pad", **(layer_args or {}))(x), "valid"
+
+
+def check_weight_standardization(weight_standardization):
+    if not (isinstance(weight_standardization, bool) or weight_standardization in ("variance", "std")):
+        raise ValueError(
+            f"weight_standardization must be False, True (or 'variance': sqrt(var + eps)) or 'std' "
+            f"(the WS authors' std + eps); got {weight_standardization!r}."
+        )
 
 
 def conv_class(K, rank, weight_standardization):
     """Keras's `Conv{rank}D` of module `K` (`keras` or `tf_keras`), or its
-    Weight Standardization twin."""
+    Weight Standardization twin (with `weight_standardization` "std", a
+    factory of it with the WS authors' convention)."""
     if not weight_standardization:
         return getattr(K.layers, f"Conv{rank}D")
     if K is keras:
-        from keras_gn import conv
-
-        return getattr(conv, f"WSConv{rank}D")
-    from keras_gn import legacy
-
-    return getattr(legacy, f"WSConv{rank}D")
+        from keras_gn import conv as module
+    else:
+        from keras_gn import legacy as module
+    cls = getattr(module, f"WSConv{rank}D")
+    if weight_standardization == "std":
+        return functools.partial(cls, convention="std")
+    return cls
 
 
 def conv_initializer(K=keras):

@@ -53,6 +53,11 @@ class TrainConfig:
     weight_standardization: bool = option(
         False, "Weight Standardization (Qiao et al. 2019) in every convolution: GN+WS with --norm=gn."
     )
+    padding: str = option(
+        "symmetric",
+        "Strided layers' padding: symmetric (PyTorch's and Caffe2's) or same (TensorFlow's; runs before 2026-12).",
+        choices=("symmetric", "same"),
+    )
     depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
     width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
     stem: str = option(
@@ -249,6 +254,7 @@ class ImageTask:
             weight_decay=config.weight_decay,
             groups=config.groups,
             weight_standardization=config.weight_standardization,
+            padding=config.padding,
         )
 
     def evaluate(self, model, config, *, info, strategy, dataset_fn):

@@ -289,6 +289,9 @@ def train_one(config, data, run, strategy=None):
             weight_decay=config.weight_decay,
             groups=run.groups,
             group_size=run.group_size,
+            # The committed study was run with TensorFlow's padding, before the
+            # builders' default became symmetric: kept, so that it reproduces.
+            padding="same",
         )
         lr = schedule(config, run.images_per_replica, replicas)
         # Several steps per call fail under MirroredStrategy in Keras 3.15

@@ -97,6 +97,7 @@ class VideoTask(ImageTask):
             weight_decay=config.weight_decay,
             groups=config.groups,
             weight_standardization=config.weight_standardization,
+            padding=config.padding,
         )
         if config.init_checkpoint:
             copied = inflate(config.init_checkpoint, model, skip_top=True)
