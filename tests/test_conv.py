@@ -309,3 +309,17 @@ def test_fold_gives_plain_convolutions_with_the_same_outputs():
     kernel = model.get_layer("ws").kernel.numpy().reshape(-1, 8).astype(np.float64)
     expected = (kernel - kernel.mean(0)) / np.sqrt(kernel.var(0) + EPSILON)
     np.testing.assert_allclose(folded.get_layer("ws").kernel.numpy().reshape(-1, 8), expected, atol=1e-5)
+
+
+def test_exported_savedmodel_serves_the_same_outputs(tmp_path):
+    """`model.export` (a SavedModel for TF Serving / TFLite) of a WS model
+    and of its folded copy: the served function gives the Keras outputs."""
+    rng = np.random.default_rng(7)
+    inputs = keras.Input((9, 9, 3))
+    model = keras.Model(inputs, WSConv2D(4, 3, strides=2, padding="same", bias_initializer="random_normal")(inputs))
+    x = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    for name, subject in (("ws", model), ("folded", fold_weight_standardization(model))):
+        subject.export(str(tmp_path / name), verbose=False)
+        loaded = tf.saved_model.load(str(tmp_path / name))  # kept: its variables live as long as it does
+        np.testing.assert_allclose(loaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5, atol=1e-5)

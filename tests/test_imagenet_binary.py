@@ -133,26 +133,30 @@ def test_train_restores_the_dtype_policy_it_set(tmp_path):
     assert results["config"]["mixed_precision"] == "bfloat16"
 
 
-def test_weight_standardization_flag_trains_a_gn_ws_network(tmp_path):
+def test_weight_standardization_and_padding_flags_reach_the_model():
+    """--weight_standardization and --padding, parsed as the binaries parse
+    them, build the model the ImageNet task trains (training itself is the
+    same loop as any norm's: test_train_restores_the_dtype_policy_it_set)."""
     import dataclasses
 
     import keras
     from absl import flags
 
     from keras_gn import WSConv2D
+    from keras_gn.data import DatasetInfo
     from keras_gn.train import cli
+    from keras_gn.train.classification import ImageTask
 
     values = flags.FlagValues()
     cli.define_flags(TrainConfig, values)
-    values(["keras-gn-imagenet", "--weight_standardization", "--norm=gn"])
+    values(["keras-gn-imagenet", "--weight_standardization", "--norm=gn", "--padding=same"])
     config = dataclasses.replace(
-        TrainConfig(**cli.values(TrainConfig, values)),
-        dataset="synthetic", depth=8, width=8, groups=4, stem="small", image_size=8, images_per_replica=4,
-        synthetic_examples=8, synthetic_classes=2, epochs=1, eval_steps=1, model_dir=str(tmp_path), verbose=0,
-    )  # fmt: skip
-    assert config.weight_standardization is True
-    results = train(config)
-    assert results["config"]["weight_standardization"] is True
-    model = keras.models.load_model(tmp_path / "model.keras")
+        TrainConfig(**cli.values(TrainConfig, values)), depth=8, width=8, groups=4, stem="small", image_size=8
+    )
+    assert config.weight_standardization is True and config.padding == "same"
+    model = ImageTask().model(config, info=DatasetInfo(2, 3, 8, 8))
     convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     assert len(convs) == 9 and all(isinstance(c, WSConv2D) for c in convs)
+    assert model.arguments["padding"] == "same" and not any(l.name.endswith("_pad") for l in model.layers)
+    assert not any(isinstance(l, WSConv2D) for l in ImageTask().model(TrainConfig(depth=8, width=8, groups=4,
+                   stem="small", image_size=8), info=DatasetInfo(2, 3, 8, 8)).layers)  # fmt: skip
