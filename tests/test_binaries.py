@@ -305,6 +305,7 @@ def _finish(processes, timeout=300):
     return outputs
 
 
+@pytest.mark.large  # two training processes, killed and restarted: 105 s of CI on its own
 def test_two_workers_agree_the_chief_writes_and_a_killed_worker_resumes(tmp_path):
     model_dir = tmp_path / "run"
     chief, worker = _finish(_workers(model_dir, 2, _free_ports(2)))
