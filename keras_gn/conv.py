@@ -202,7 +202,7 @@ def fold_weight_standardization(model):
         config.pop("convention")
         return plain_twin(layer).from_config(config)
 
-    def weights(old, new):
+    def weights(old):
         if isinstance(old, WeightStandardized):
             return [old.standardized_kernel()] + old.get_weights()[1:]
         return old.get_weights()

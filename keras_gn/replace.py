@@ -46,18 +46,18 @@ def replace_normalization(model, norm=None, copy_weights=True, weight_standardiz
             return WS_TWINS[type(layer)].from_config(layer.get_config())
         return None
 
-    def weights(old, new):
+    def weights(old):
         return None if isinstance(old, keras.layers.BatchNormalization) else old.get_weights()
 
-    return rebuild(model, swap, weights if copy_weights else lambda old, new: None)
+    return rebuild(model, swap, weights if copy_weights else lambda old: None)
 
 
 def rebuild(model, swap, weights):
     """A copy of `model` (Keras 3 or tf_keras; nested models too) in which
     each layer for which `swap(layer)` returns a layer is replaced by it and
     every other layer is rebuilt from its config; then each new layer gets
-    `weights(old_layer, new_layer)` (a list for `set_weights`, or None to
-    keep its initial weights)."""
+    `weights(old_layer)` (a list for `set_weights`, or None to keep its
+    initial weights)."""
     K = _keras_of(model)
 
     def clone(layer):
@@ -65,12 +65,12 @@ def rebuild(model, swap, weights):
         if new is not None:
             return new
         if isinstance(layer, K.Model):
-            return rebuild(layer, swap, lambda old, new: None)
+            return rebuild(layer, swap, lambda old: None)
         return layer.__class__.from_config(layer.get_config())
 
     new = K.models.clone_model(model, clone_function=clone)
     for old_layer, new_layer in zip(_flat_layers(model, K), _flat_layers(new, K)):
-        values = weights(old_layer, new_layer) if old_layer.weights else None
+        values = weights(old_layer) if old_layer.weights else None
         if values is not None:
             new_layer.set_weights(values)
     return new

@@ -179,6 +179,11 @@ def _names(source, stage, block, part):
     return f"{base}bn{part[-1]}."
 
 
+def _top(source):
+    """The file's names of the classifier's kernel and bias."""
+    return ("pred_w", "pred_b") if source == "detectron" else ("fc.weight", "fc.bias")
+
+
 def _scale_bias(source, prefix):
     return (prefix + "s", prefix + "b") if source == "detectron" else (prefix + "weight", prefix + "bias")
 
@@ -213,7 +218,7 @@ def _assignments(model, weights, source):
             continue
         name = layer.name
         if name == "logits":
-            w, b = ("pred_w", "pred_b") if source == "detectron" else ("fc.weight", "fc.bias")
+            w, b = _top(source)
             plan.append((layer, [take(w).T, take(b)]))
             continue
         if name.startswith("stem_"):
@@ -262,7 +267,7 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
     depth = next((d for d, s in STAGE_SIZES.items() if list(s) == sizes and len(s) == 4), None)
     if depth is None:
         raise WeightFileError(f"{path}: blocks per stage {sizes} are no ResNet's we build ({sorted(STAGE_SIZES)}).")
-    top = ("pred_w", "pred_b") if source == "detectron" else ("fc.weight", "fc.bias")
+    top = _top(source)
     if include_top and top[0] not in weights:
         raise WeightFileError(f"{path}: no classifier ({top[0]}); load it with include_top=False.")
     num_classes = weights[top[0]].shape[0] if top[0] in weights else 1000
