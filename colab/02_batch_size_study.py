@@ -59,7 +59,8 @@ from IPython.display import Image, Markdown, display
 
 import keras_gn
 from keras_gn import paper
-from keras_gn.train import make_strategy, study
+from keras_gn import study
+from keras_gn.train import make_strategy
 
 # A TPU if the runtime has one, else all its GPUs, else the CPU: the same code
 # as `--strategy=auto` in the experiment binaries. On the CPU the study trains

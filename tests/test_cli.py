@@ -4,9 +4,9 @@ sets, their defaults and their checks, without running a binary."""
 import pytest
 from absl import app, flags
 
+from keras_gn.study import StudyConfig
 from keras_gn.train import cli
 from keras_gn.train.classification import TrainConfig
-from keras_gn.train.study import StudyConfig
 from keras_gn.train.video import VideoConfig
 
 RUNTIME = {"strategy", "num_gpus", "tpu", "cpu_devices"}

@@ -37,7 +37,7 @@ STUDY = textwrap.dedent(
     import json, sys
     from keras_gn.train import make_strategy, split_cpu
     split_cpu(2)
-    from keras_gn.train import study
+    from keras_gn import study
     config = study.StudyConfig(exhibits=("table2",), norms=("bn", "gn"), images_per_replica=(4,), seeds=1,
                                train_examples=64, eval_examples=32, epochs=1, depth=8, width=8, groups=4,
                                jit_compile=False, output_dir=sys.argv[1])

@@ -1,5 +1,5 @@
 """The classification study (experiments/batch_size_sweep.py over
-keras_gn.train.study): its protocol as unit tests that train nothing, the
+keras_gn.study): its protocol as unit tests that train nothing, the
 report's tables and claims from known results, resume, and the --quick run
 end to end in a subprocess."""
 
@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from binaries import ROOT, env
 
-from keras_gn import GroupNormalization
+from keras_gn import GroupNormalization, study
 from keras_gn.models.resnet import normalized_channels, resnet
-from keras_gn.train import study
 
 TINY = dict(
     train_examples=96, eval_examples=32, epochs=1, depth=8, width=8, groups=4, seeds=1, jit_compile=False, workers=1
@@ -206,14 +205,14 @@ def test_interrupted_study_skips_finished_runs(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed during the second run
         return real(config, data, run, strategy)
 
-    monkeypatch.setattr(study, "train_one", train_then_stop)
+    monkeypatch.setattr(study.run, "train_one", train_then_stop)
     with pytest.raises(KeyboardInterrupt):
         study.run_study(config, log=lambda line: None)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [(r["norm"], r["images_per_replica"]) for r in saved] == [("bn", 8)]
 
     trained.clear()
-    monkeypatch.setattr(study, "train_one", real)
+    monkeypatch.setattr(study.run, "train_one", real)
     lines = []
     results = study.run_study(config, log=lines.append)
     assert "2 runs, 1 already in" in lines[0]

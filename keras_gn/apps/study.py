@@ -11,15 +11,16 @@ Writes report.md (each exhibit next to the paper's numbers, a line per claim),
 figure1.png, figure4.png, table3.png and results.json to --output_dir.
 Started again with the same --output_dir, it skips the runs already there;
 two studies cannot write into one --output_dir at once. The logic lives in
-keras_gn.train.study.
+keras_gn.study.
 """
 
 import os
 
 from absl import app, flags
 
+from keras_gn import study
 from keras_gn.apps import launch
-from keras_gn.train import cli, runs, study
+from keras_gn.train import cli, runs
 
 DEFAULT = study.StudyConfig()
 FLAGS = flags.FLAGS

@@ -1,0 +1,117 @@
+"""What the study trains: `StudyConfig` (its fields are keras-gn-study's
+flags), the presets `QUICK` and `FULL`, and `Run`, one training run."""
+
+import dataclasses
+
+from keras_gn.train.cli import option
+
+EXHIBITS = ("table2", "table1", "table3")
+TABLE1_NORMS = ("bn", "ln", "in", "gn")
+LARGE_BATCH = 32  # the paper's images per GPU for Tables 1 and 3
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """What the study trains; the defaults are the README's run (see there for
+    why these values). Fields that change what one run computes are in
+    `protocol()`; a results folder holds runs of one protocol."""
+
+    exhibits: tuple = option(
+        EXHIBITS,
+        f"Exhibits to run: {', '.join(EXHIBITS)} (table1 includes Figure 4, table2 Figure 1).",
+        choices=EXHIBITS,
+    )
+    norms: tuple = option(
+        ("bn", "gn"), "Table 2's normalizations (keras_gn.normalization names: bn, gn, ln, in, brn, syncbn)."
+    )
+    images_per_replica: tuple = option(
+        (32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics.", minimum=1
+    )
+    table3_groups: tuple = option(
+        (1, 2, 4, 8, 16), "Table 3: numbers of groups G (1 is LN); each must divide every layer's channels.", minimum=1
+    )
+    table3_group_sizes: tuple = option(
+        (1, 2, 4, 8), "Table 3: channels per group (1 is IN); each must divide every layer's channels.", minimum=1
+    )
+    seeds: int = option(3, "Runs per cell, with seeds 0..N-1.", minimum=1)
+    dataset: str = option(
+        "fashion_mnist_subset",
+        "fashion_mnist_subset (12,000 images shipped inside keras_gn), fashion_mnist (all 70,000: Debian's "
+        "dataset-fashion-mnist, $FASHION_MNIST_DIR, else Keras's downloader, which needs the network) or a "
+        "prepared TFDS image data set.",
+    )
+    data_dir: "str | None" = option(None, "TFDS data folder, for a TFDS --dataset.")
+    train_examples: int = option(6_000, "Training images (a fixed random subset).", minimum=1)
+    eval_examples: int = option(2_000, "Validation images (a fixed random subset of the test split).", minimum=1)
+    epochs: int = option(10, "Epochs, the same for every run whatever its batch.", minimum=1)
+    depth: int = option(11, "ResNet depth (8, 11, 14, 26, 50, ...).")
+    width: int = option(16, "ResNet width (64 in ResNet-50).", minimum=1)
+    stem: str = option("imagenet", "imagenet: 7x7/2 + pool/2; small: 3x3/1.", choices=("imagenet", "small"))
+    groups: int = option(8, "GN's number of groups outside Table 3.", minimum=1)
+    base_learning_rate: float = option(
+        0.1, "Learning rate at --base_batch images; scaled linearly with the global batch."
+    )
+    base_batch: int = option(32, "Batch of --base_learning_rate.", minimum=1)
+    momentum: float = option(0.9, "SGD momentum.")
+    weight_decay: float = option(1e-4, "Weight decay on every weight, gamma and beta included.", minimum=0)
+    jit_compile: bool = option(True, "XLA-compile the training step.")
+    workers: int = option(
+        0, "Runs trained at once, each in its own process (0: one per CPU core, at most 4).", minimum=0
+    )
+    output_dir: str = option("classification_study", "Where report.md, the plots and results.json go.")
+
+    def __post_init__(self):
+        # Lists from a notebook or JSON become tuples: the config is hashable.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):
+                object.__setattr__(self, field.name, tuple(value))
+
+    def protocol(self):
+        """The fields every run of a results folder must share."""
+        skip = {
+            "exhibits",
+            "norms",
+            "images_per_replica",
+            "table3_groups",
+            "table3_group_sizes",
+            "seeds",
+            "output_dir",
+            "workers",
+        }
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+
+
+# A smoke run of every exhibit (about a minute on 2 cores, README): numbers mean nothing.
+QUICK = dict(
+    images_per_replica=(32, 8, 2),
+    table3_groups=(1, 2, 8),
+    table3_group_sizes=(1, 4),
+    seeds=1,
+    train_examples=1000,
+    eval_examples=500,
+    epochs=2,
+    jit_compile=False,
+)
+# Longer and on all of Fashion-MNIST (hours on a CPU).
+FULL = dict(seeds=5, dataset="fashion_mnist", train_examples=60_000, eval_examples=10_000, epochs=10)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Run:
+    """One training run. `groups`/`group_size` only for norm="gn"."""
+
+    norm: str
+    images_per_replica: int
+    seed: int
+    groups: "int | None" = None
+    group_size: "int | None" = None
+
+    def describe(self):
+        what = self.norm
+        if self.norm == "gn":
+            what = f"gn G={self.groups}" if self.groups else f"gn {self.group_size} ch/group"
+        return f"{what:<16} images_per_replica={self.images_per_replica:<3} seed={self.seed}"
+
+    def matches(self, result):
+        return all(result.get(k) == v for k, v in dataclasses.asdict(self).items())
