@@ -9,6 +9,7 @@ y = WSConv2D(64, 3, padding="same")(x)   # Weight Standardization (GN + WS)
 from keras_gn import _startup  # noqa: F401, I001
 
 from keras_gn import conv, models, ops
+from keras_gn.batch_norm import VirtualReplicaBatchNormalization
 from keras_gn.conv import WSConv1D, WSConv2D, WSConv3D, fold_weight_standardization
 from keras_gn.layers import GroupNormalization, instance_norm, layer_norm
 from keras_gn.norms import normalization
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GroupNormalization",
+    "VirtualReplicaBatchNormalization",
     "WSConv1D",
     "WSConv2D",
     "WSConv3D",

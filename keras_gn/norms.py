@@ -4,6 +4,7 @@
     layer = make(axis=-1)                           # a fresh layer each call
     last = make(axis=-1, zero_init=True)            # gamma = 0: the last norm of a residual block
     make = keras_gn.normalization("gn", groups=16)  # GN's groups; ignored by "bn", "ln", ...
+    make = keras_gn.normalization("bn", virtual_replicas=8)  # BN's statistics per 1/8 of the batch
 
 A model builder calls the returned function as
 `make(axis=..., zero_init=False, regularizer=None, name=None)`: `zero_init`
@@ -16,6 +17,7 @@ import sys
 
 import keras
 
+from keras_gn.batch_norm import VirtualReplicaBatchNormalization
 from keras_gn.layers import GroupNormalization
 
 __all__ = ["normalization", "NORMALIZATIONS"]
@@ -88,6 +90,9 @@ def _make(
 # so a caller can pass `groups=` without asking which norm it builds.
 _FAMILY_ARGS = {"gn": ("groups", "group_size"), "bn": ("momentum", "renorm_momentum")}
 _FAMILY = {"gn": "gn", "bn": "bn", "syncbn": "bn", "frozen_bn": "bn", "brn": "bn"}
+# The norms whose training statistics are a replica's own batch: with
+# virtual replicas, each slice's.
+_PER_REPLICA = ("bn", "brn")
 
 
 def _is_layer_class(norm):
@@ -101,7 +106,9 @@ def _is_layer_class(norm):
     return any(issubclass(norm, base) for base in bases)
 
 
-def normalization(norm="gn", framework="keras", *, groups=None, group_size=None, momentum=None, **overrides):
+def normalization(
+    norm="gn", framework="keras", *, groups=None, group_size=None, momentum=None, virtual_replicas=1, **overrides
+):
     """Returns a function that makes a fresh normalization layer.
 
     Args:
@@ -119,6 +126,11 @@ def normalization(norm="gn", framework="keras", *, groups=None, group_size=None,
         class or callable, they go to it like `overrides`.
       momentum: the moving averages' momentum of the BN family ("bn",
         "syncbn", "frozen_bn", "brn"; default 0.9); ignored by the others.
+      virtual_replicas: for "bn" and "brn", the statistics of each of this
+        many equal slices of the batch, as BN and Batch Renorm on that many
+        GPUs (`keras_gn.VirtualReplicaBatchNormalization`; Keras 3 only);
+        ignored by the others ("syncbn" normalizes over the whole batch, GN,
+        LN and IN over each image).
       **overrides: other arguments for the layer, e.g. `epsilon=1e-3`.
 
     Returns:
@@ -132,6 +144,12 @@ def normalization(norm="gn", framework="keras", *, groups=None, group_size=None,
         if key not in table:
             raise ValueError(f"Unknown normalization {norm!r}; known: {', '.join(table)}.")
         cls, defaults = table[key]
+        if isinstance(virtual_replicas, bool) or not isinstance(virtual_replicas, int) or virtual_replicas < 1:
+            raise ValueError(f"virtual_replicas must be a positive integer; got {virtual_replicas!r}.")
+        if virtual_replicas > 1 and key in _PER_REPLICA:
+            if framework != "keras":
+                raise ValueError(f"virtual_replicas needs framework='keras'; got {framework!r}.")
+            cls, defaults = VirtualReplicaBatchNormalization, dict(defaults, virtual_replicas=virtual_replicas)
         if cls is None and overrides:
             raise ValueError(f"norm='none' takes no arguments; got {sorted(overrides)}.")
         own = _FAMILY_ARGS.get(_FAMILY.get(key), ())
@@ -141,6 +159,8 @@ def normalization(norm="gn", framework="keras", *, groups=None, group_size=None,
         if "groups" in overrides:
             defaults = {k: v for k, v in defaults.items() if k != "group_size"}
         return functools.partial(_make, cls, defaults, identity=identity, **overrides)
+    if virtual_replicas != 1:
+        family["virtual_replicas"] = virtual_replicas
     overrides = {**family, **overrides}  # a class or callable of the caller's: its own arguments
     if _is_layer_class(norm):
         return functools.partial(_make, norm, {}, **overrides)
