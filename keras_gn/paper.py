@@ -10,6 +10,8 @@ TABLE_1 = {"bn": 23.6, "ln": 25.3, "in": 28.4, "gn": 24.1}
 TABLE_2 = {
     "bn": {32: 23.6, 16: 23.7, 8: 24.8, 4: 27.3, 2: 34.7},
     "gn": {32: 24.1, 16: 24.2, 8: 24.0, 4: 24.2, 2: 24.1},
+    # Section 4.1: Batch Renorm (r_max = 1.5, d_max = 0.5) at 4 images per GPU.
+    "brn": {4: 26.3},
 }
 
 # Table 3: groups G -> error (G = 1 is LN), and channels per group -> error
@@ -27,4 +29,5 @@ LABELS = {
     "syncbn": "SyncBN",
     "frozen_bn": "BN*",
     "none": "none",
+    "gn+ws": "GN+WS",
 }

@@ -35,8 +35,10 @@ def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
     values = _flags(config_cls)
     names = set(values)
     assert expected <= names
-    # The flags added since: SGD momentum, Weight Standardization and the padding, TrainConfig fields.
-    assert names - expected == {"momentum", "weight_standardization", "padding"}
+    # The flags added since: SGD momentum, Weight Standardization and the padding, TrainConfig fields,
+    # and the ImageNet binary's virtual replicas.
+    added = {"momentum", "weight_standardization", "padding"}
+    assert names - expected == added | ({"virtual_replicas"} if config_cls is TrainConfig else set())
     assert config_cls(**cli.values(config_cls, values)) == config_cls()
 
 

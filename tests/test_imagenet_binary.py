@@ -160,3 +160,27 @@ def test_weight_standardization_and_padding_flags_reach_the_model():
     assert model.arguments["padding"] == "same" and not any(l.name.endswith("_pad") for l in model.layers)
     assert not any(isinstance(l, WSConv2D) for l in ImageTask().model(TrainConfig(depth=8, width=8, groups=4,
                    stem="small", image_size=8), info=DatasetInfo(2, 3, 8, 8)).layers)  # fmt: skip
+
+
+def test_virtual_replicas_train_per_replica_bn_at_the_global_batch(tmp_path, capsys):
+    """--virtual_replicas=4 on one device: 4 x 4 images per step, the learning
+    rate of that global batch, BN's statistics per 4 images, a last partial
+    batch dropped (10 examples: no step of 10 - 8 images would divide)."""
+    import keras
+
+    from keras_gn import VirtualReplicaBatchNormalization
+
+    config = TrainConfig(
+        dataset="synthetic", norm="bn", depth=8, width=8, stem="small", image_size=8, images_per_replica=2,
+        virtual_replicas=4, synthetic_examples=20, synthetic_classes=2, epochs=2, eval_steps=1,
+        model_dir=str(tmp_path), jit_compile=False, verbose=0, base_batch=8,
+    )  # fmt: skip
+    results = train(config)
+    assert results["global_batch"] == 8 and results["steps_per_epoch"] == 2 and results["replicas"] == 1
+    out = capsys.readouterr().out
+    assert "1 replica(s) x 4 virtual replicas x 2 = 8 per step, 2 steps per epoch" in out
+    assert "peak learning rate 0.1." in out  # 0.1 x 8 / 8
+    model = keras.models.load_model(tmp_path / "model.keras")
+    bns = [l for l in model.layers if isinstance(l, VirtualReplicaBatchNormalization)]
+    assert bns and all(l.virtual_replicas == 4 for l in bns)
+    assert results["config"]["virtual_replicas"] == 4

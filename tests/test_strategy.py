@@ -40,7 +40,8 @@ STUDY = textwrap.dedent(
     from keras_gn import study
     config = study.StudyConfig(exhibits=("table2",), norms=("bn", "gn"), images_per_replica=(4,), seeds=1,
                                train_examples=64, eval_examples=32, epochs=1, depth=8, width=8, groups=4,
-                               jit_compile=False, output_dir=sys.argv[1])
+                               jit_compile=False, output_dir=sys.argv[1], replicas=4, base_batch=32,
+                               renorm_images_per_replica=())
     results = study.run_study(config, log=lambda line: None, strategy=make_strategy("mirrored", num_gpus=2))
     print(json.dumps(results))
     """
@@ -57,7 +58,9 @@ def test_study_under_two_replicas_uses_the_global_batch(tmp_path):
     results = json.loads(result.stdout.strip().splitlines()[-1])
     assert [r["norm"] for r in results] == ["bn", "gn"]
     for r in results:
-        # 4 images on each of 2 replicas: global batch 8, 64 // 8 steps, lr 0.1 x 8 / 32.
-        assert r["replicas"] == 2 and r["optimizer_steps"] == 8
-        assert abs(r["learning_rate"] - 0.1 * 8 / 32) < 1e-7
-    assert "2 replicas, each with images per replica" in (tmp_path / "report.md").read_text()
+        # 4 replicas of 4 images, 2 virtual ones on each of 2 devices: global
+        # batch 16, 64 // 16 steps, lr 0.1 x 16 / 32.
+        assert r["replicas"] == 4 and r["device_replicas"] == 2 and r["global_batch"] == 16
+        assert r["optimizer_steps"] == 4
+        assert abs(r["learning_rate"] - 0.1 * 16 / 32) < 1e-7
+    assert "4 replicas per step (global batch 4 × images per replica" in (tmp_path / "report.md").read_text()

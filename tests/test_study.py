@@ -17,7 +17,17 @@ from keras_gn import GroupNormalization, study
 from keras_gn.models.resnet import normalized_channels, resnet
 
 TINY = dict(
-    train_examples=96, eval_examples=32, epochs=1, depth=8, width=8, groups=4, seeds=1, jit_compile=False, workers=1
+    train_examples=96,
+    eval_examples=32,
+    epochs=1,
+    depth=8,
+    width=8,
+    groups=4,
+    seeds=1,
+    jit_compile=False,
+    workers=1,
+    replicas=2,
+    renorm_images_per_replica=(),
 )
 
 
@@ -29,22 +39,26 @@ def _config(**overrides):
 
 
 def test_same_epochs_at_every_batch_hence_steps_scale_inversely():
-    config = _config(train_examples=6000, epochs=10)
+    config = _config(train_examples=6000, epochs=10, replicas=8)
     for batch in (32, 16, 8, 4, 2):
-        assert study.steps_per_epoch(config, batch) == 6000 // batch
+        # Each step takes 8 replicas x `batch` images.
+        assert study.global_batch(config, batch) == 8 * batch
+        assert study.steps_per_epoch(config, batch) == 6000 // (8 * batch)
     # The last partial batch is dropped: a BN batch of one image has no variance.
-    assert study.steps_per_epoch(_config(train_examples=100), 32) == 3
-    # Under N replicas each gets images_per_replica: N times fewer steps.
-    assert study.steps_per_epoch(config, 4, replicas=8) == 6000 // 32
+    assert study.steps_per_epoch(_config(train_examples=1000, replicas=8), 32) == 3
+    assert study.steps_per_epoch(_config(train_examples=100, replicas=1), 32) == 3
+    # The replicas given override the config's.
+    assert study.steps_per_epoch(config, 4, replicas=2) == 6000 // 8
 
 
 @pytest.mark.parametrize("batch", [32, 16, 8, 4, 2])
-def test_learning_rate_scales_linearly_and_drops_at_30_60_90_percent(batch):
-    config = _config(train_examples=6000, epochs=10, base_learning_rate=0.1, base_batch=32)
+@pytest.mark.parametrize("replicas", [1, 8])
+def test_learning_rate_scales_with_the_global_batch_and_drops_at_30_60_90_percent(batch, replicas):
+    config = _config(train_examples=6000, epochs=10, base_learning_rate=0.1, base_batch=256, replicas=replicas)
     values, boundaries = study.learning_rates(config, batch)
-    peak = 0.1 * batch / 32
+    peak = 0.1 * replicas * batch / 256
     np.testing.assert_allclose(values, [peak, peak / 10, peak / 100, peak / 1000], rtol=1e-6)
-    total = 10 * (6000 // batch)
+    total = 10 * (6000 // (replicas * batch))
     assert boundaries == [round(0.3 * total), round(0.6 * total), round(0.9 * total)]
     # The schedule a run trains with is that one, step by step.
     lr = study.schedule(config, batch)
@@ -57,27 +71,35 @@ def test_learning_rate_scales_linearly_and_drops_at_30_60_90_percent(batch):
 
 
 def test_learning_rate_follows_the_global_batch_under_replicas():
-    values, _ = study.learning_rates(_config(base_learning_rate=0.1, base_batch=32), 4, replicas=8)
-    assert values[0] == pytest.approx(0.1)
+    config = _config(base_learning_rate=0.1, base_batch=32)
+    assert study.learning_rates(config, 4, replicas=8)[0][0] == pytest.approx(0.1)
+    assert study.learning_rates(config, 4, replicas=1)[0][0] == pytest.approx(0.0125)
 
 
 def test_plan_trains_each_shared_run_once():
-    config = _config(seeds=2, groups=8)
+    config = _config(seeds=3, groups=8)
     runs = study.plan(config)
     assert len(runs) == len(set(runs))
-    cells = {(r.norm, r.images_per_replica, r.groups, r.group_size) for r in runs}
-    # Table 2: BN and GN at every batch; Table 1 adds LN and IN at 32;
-    # Table 3's G = 1 is LN, 1 channel per group IN, G = 8 the default GN.
+    cells = {(r.method, r.images_per_replica, r.groups, r.group_size) for r in runs}
+    # Table 2: BN, GN and GN+WS at every batch, Batch Renorm at 4; Table 1
+    # adds LN and IN at 32; Table 3's G = 1 is LN, 1 channel per group IN,
+    # G = 8 the default GN.
     assert {("bn", b, None, None) for b in (32, 16, 8, 4, 2)} <= cells
     assert {("gn", b, 8, None) for b in (32, 16, 8, 4, 2)} <= cells
+    assert {("gn+ws", b, 8, None) for b in (32, 16, 8, 4, 2)} <= cells
+    assert ("brn", 4, None, None) in cells and not any(c[0] == "brn" and c[1] != 4 for c in cells)
     assert {("ln", 32, None, None), ("in", 32, None, None)} <= cells
     assert {("gn", 32, g, None) for g in (2, 4, 16)} <= cells
     assert {("gn", 32, None, s) for s in (2, 4, 8)} <= cells
-    assert len(cells) == 10 + 2 + 3 + 3 and len(runs) == 2 * len(cells)
+    assert len(cells) == 15 + 1 + 2 + 3 + 3 and len(runs) == 3 * len(cells)
     # Seed by seed: a partial study has every cell early.
     assert {r.seed for r in runs[: len(cells)]} == {0}
-    only_table2 = study.plan(_config(exhibits=("table2",), seeds=1))
-    assert {r.norm for r in only_table2} == {"bn", "gn"} and len(only_table2) == 10
+    only_table2 = study.plan(_config(exhibits=("table2",), seeds=1, norms=("bn", "gn"), renorm_images_per_replica=()))
+    assert {r.method for r in only_table2} == {"bn", "gn"} and len(only_table2) == 10
+    # Batch Renorm at a batch Table 2 does not sweep, and any norm with +ws.
+    extra = study.plan(_config(exhibits=("table2",), seeds=1, norms=("syncbn", "bn+ws"), images_per_replica=(8,),
+                               renorm_images_per_replica=(4,)))  # fmt: skip
+    assert [(r.method, r.images_per_replica) for r in extra] == [("syncbn", 8), ("bn+ws", 8), ("brn", 4)]
 
 
 def test_every_table3_setting_divides_every_layer():
@@ -101,7 +123,8 @@ def test_every_table3_setting_divides_every_layer():
         ({"table3_groups": (1, 7)}, r"table3_groups: \[7\] do not divide every layer's channels"),
         ({"groups": 32}, r"groups: \[32\] do not divide"),
         ({"exhibits": ("table9",)}, "unknown exhibit 'table9'"),
-        ({"images_per_replica": (64,), "train_examples": 50}, "more than the 50 training examples"),
+        ({"images_per_replica": (64,), "train_examples": 500}, r"\[64\] x 8 replicas is more than the 500 training"),
+        ({"norms": ("gn+wss",)}, "unknown norm 'gn\\+wss'"),
     ],
 )
 def test_bad_settings_fail_before_training(overrides, message):
@@ -112,11 +135,12 @@ def test_bad_settings_fail_before_training(overrides, message):
 # ------------------------------------------------------------ the report
 
 
-def _result(norm, batch, seed, val, train=None, groups=None, group_size=None, epochs=3):
+def _result(norm, batch, seed, val, train=None, groups=None, group_size=None, epochs=3, ws=False):
     curve = list(np.linspace(val + 0.3, val, epochs))
     train = val - 0.02 if train is None else train
     return {
         "norm": norm,
+        "ws": ws,
         "images_per_replica": batch,
         "seed": seed,
         "groups": groups,
@@ -138,6 +162,10 @@ def _paper_like_results():
             out.append(_result("bn", b, seed, e + noise, train=0.20))
         for b, e in {32: 0.241, 16: 0.242, 8: 0.240, 4: 0.242, 2: 0.241}.items():
             out.append(_result("gn", b, seed, e + noise, groups=8, train=0.19))
+        # Beyond the paper's Table 2: Batch Renorm at 4 (its Section 4.1) and GN+WS.
+        out.append(_result("brn", 4, seed, 0.263 + noise))
+        for b, e in {32: 0.238, 16: 0.239, 8: 0.237, 4: 0.239, 2: 0.238}.items():
+            out.append(_result("gn", b, seed, e + noise, groups=8, train=0.18, ws=True))
         out.append(_result("ln", 32, seed, 0.253 + noise))
         out.append(_result("in", 32, seed, 0.284 + noise))
         for g, e in {2: 0.247, 4: 0.246, 16: 0.246}.items():
@@ -156,9 +184,13 @@ def test_report_tables_and_claims_from_known_results(tmp_path):
     assert "| validation error | 23.60 ± 0.28 | 25.30 ± 0.28 | 28.40 ± 0.28 | 24.10 ± 0.28 |" in report
     assert "| paper, validation error | 23.6 | 25.3 | 28.4 | 24.1 |" in report
     assert "| error | 25.30 ± 0.28 | 24.70 ± 0.28 | 24.60 ± 0.28 | 24.10 ± 0.28 | 24.60 ± 0.28 |" in report
+    # Batch Renorm's one cell, next to the paper's 26.3; GN+WS's row and Table 1 column.
+    assert "| BRN |  |  |  | 26.30 ± 0.28 |  |" in report and "| paper BRN |  |  |  | 26.3 |  |" in report
+    assert "| GN+WS | 23.80 ± 0.28 | 23.90 ± 0.28 | 23.70 ± 0.28 | 23.90 ± 0.28 | 23.80 ± 0.28 |" in report
+    assert "| validation error | 23.60 ± 0.28 | 25.30 ± 0.28 | 28.40 ± 0.28 | 24.10 ± 0.28 | 23.80 ± 0.28 |" in report
     verdicts = {(e, c): h for e, c, h, _ in study.claims(results, config)}
-    # The paper's own numbers satisfy every claim.
-    assert all(verdicts.values()) and len(verdicts) == 9
+    # The paper's own numbers satisfy every claim (and these GN+WS numbers the new ones).
+    assert all(verdicts.values()) and len(verdicts) == 12
     study.write_report(results, config)
     for name in ("figure1.png", "figure4.png", "table3.png"):
         png = (tmp_path / name).read_bytes()
@@ -174,6 +206,10 @@ def test_claims_fail_where_the_numbers_say_so():
             r["train_error"] = 0.25  # and training worse
         if r["norm"] == "bn" and r["images_per_replica"] == 4:
             r["val_error"] = 0.40  # BN worse at 4 than at 2
+        if r["norm"] == "brn":
+            r["val_error"] = 0.45  # Batch Renorm worse than BN at 4
+        if r["ws"] and r["images_per_replica"] == 2:
+            r["val_error"] = 0.30  # GN+WS falls apart at 2
     verdicts = {c: h for _, c, h, _ in study.claims(results, config)}
     assert verdicts["GN − BN at 32 images within +1.5 points"] is False
     assert verdicts["BN's error rises as the batch falls from 16 to 2"] is False
@@ -181,6 +217,10 @@ def test_claims_fail_where_the_numbers_say_so():
     assert verdicts["BN and GN within 1.5 points at 32 images"] is False
     assert verdicts["GN's final training error at or below BN's"] is False
     assert verdicts["BN at 2 images at least 5 points worse than at 32"] is True
+    assert verdicts["at 4 images, GN below Batch Renorm below BN"] is False
+    assert verdicts["GN+WS's spread over 32…2 images at most 1.5 points"] is False
+    # GN+WS at 32 (23.8) is now nearer BN than GN (26.6) is.
+    assert verdicts["GN+WS's gap to BN at 32 images smaller than GN's"] is True
 
 
 def test_one_seed_shows_no_spread():
@@ -232,7 +272,8 @@ def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
     result = study.train_one(config, data, study.Run("gn", 8, 0, groups=4))
     assert len(result["train_error_per_epoch"]) == len(result["val_error_per_epoch"]) == 2
     assert result["val_error"] == result["val_error_per_epoch"][-1]
-    assert result["optimizer_steps"] == 2 * (96 // 8)
+    assert result["optimizer_steps"] == 2 * (96 // (2 * 8))
+    assert result["global_batch"] == 16 and result["replicas"] == 2 and result["method"] == "gn"
     values, _ = study.learning_rates(config, 8)
     assert result["learning_rate"] == pytest.approx(values[0])
     assert result["final_learning_rate"] == pytest.approx(values[-1])

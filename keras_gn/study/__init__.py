@@ -29,7 +29,7 @@ from results), `report` (claims and report.md) and `plots`.
 """
 
 from keras_gn.study.config import EXHIBITS, FULL, LARGE_BATCH, QUICK, TABLE1_NORMS, Run, StudyConfig
-from keras_gn.study.plan import learning_rates, plan, schedule, steps_per_epoch
+from keras_gn.study.plan import global_batch, learning_rates, plan, schedule, steps_per_epoch
 from keras_gn.study.report import claims, report_markdown, write_report
 from keras_gn.study.run import load_data, run_study, train_one
 
@@ -46,6 +46,7 @@ __all__ = [
     "train_one",
     "load_data",
     "steps_per_epoch",
+    "global_batch",
     "learning_rates",
     "schedule",
     "write_report",

@@ -7,7 +7,10 @@ from keras_gn.train.cli import option
 
 EXHIBITS = ("table2", "table1", "table3")
 TABLE1_NORMS = ("bn", "ln", "in", "gn")
+# Table 1's and Figure 4's methods: the paper's four, then GN+WS (beyond it).
+TABLE1_METHODS = TABLE1_NORMS + ("gn+ws",)
 LARGE_BATCH = 32  # the paper's images per GPU for Tables 1 and 3
+WS = "+ws"  # a method name's suffix: that normalization with Weight Standardization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,10 +25,15 @@ class StudyConfig:
         choices=EXHIBITS,
     )
     norms: tuple = option(
-        ("bn", "gn"), "Table 2's normalizations (keras_gn.normalization names: bn, gn, ln, in, brn, syncbn)."
+        ("bn", "gn", "gn+ws"),
+        "Table 2's normalizations at every batch: keras_gn.normalization names (bn, gn, ln, in, brn, syncbn), "
+        "'+ws' for Weight Standardization in every convolution (gn+ws).",
     )
     images_per_replica: tuple = option(
-        (32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics.", minimum=1
+        (32, 16, 8, 4, 2), "Table 2's batches of the normalization statistics (images per replica).", minimum=1
+    )
+    renorm_images_per_replica: tuple = option(
+        (4,), "Table 2: Batch Renorm (brn) at these images per replica (the paper's Section 4.1: 4).", minimum=1
     )
     table3_groups: tuple = option(
         (1, 2, 4, 8, 16), "Table 3: numbers of groups G (1 is LN); each must divide every layer's channels.", minimum=1
@@ -48,10 +56,21 @@ class StudyConfig:
     width: int = option(16, "ResNet width (64 in ResNet-50).", minimum=1)
     stem: str = option("imagenet", "imagenet: 7x7/2 + pool/2; small: 3x3/1.", choices=("imagenet", "small"))
     groups: int = option(8, "GN's number of groups outside Table 3.", minimum=1)
+    replicas: int = option(
+        8,
+        "Replicas per step, as the paper's 8 GPUs: a global batch of replicas x images per replica, BN's and "
+        "Batch Renorm's statistics per replica (virtual replicas on one device).",
+        minimum=1,
+    )
+    padding: str = option(
+        "symmetric",
+        "Strided layers' padding: symmetric (PyTorch's and Caffe2's) or same (TensorFlow's; the one-replica study).",
+        choices=("symmetric", "same"),
+    )
     base_learning_rate: float = option(
         0.1, "Learning rate at --base_batch images; scaled linearly with the global batch."
     )
-    base_batch: int = option(32, "Batch of --base_learning_rate.", minimum=1)
+    base_batch: int = option(32, "Global batch of --base_learning_rate.", minimum=1)
     momentum: float = option(0.9, "SGD momentum.")
     weight_decay: float = option(1e-4, "Weight decay on every weight, gamma and beta included.", minimum=0)
     jit_compile: bool = option(True, "XLA-compile the training step.")
@@ -73,6 +92,7 @@ class StudyConfig:
             "exhibits",
             "norms",
             "images_per_replica",
+            "renorm_images_per_replica",
             "table3_groups",
             "table3_group_sizes",
             "seeds",
@@ -84,7 +104,7 @@ class StudyConfig:
 
 # A smoke run of every exhibit (about a minute on 2 cores, README): numbers mean nothing.
 QUICK = dict(
-    images_per_replica=(32, 8, 2),
+    images_per_replica=(32, 4, 2),
     table3_groups=(1, 2, 8),
     table3_group_sizes=(1, 4),
     seeds=1,
@@ -99,19 +119,36 @@ FULL = dict(seeds=5, dataset="fashion_mnist", train_examples=60_000, eval_exampl
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Run:
-    """One training run. `groups`/`group_size` only for norm="gn"."""
+    """One training run. `groups`/`group_size` only for norm="gn"; `ws`:
+    Weight Standardization in every convolution."""
 
     norm: str
     images_per_replica: int
     seed: int
     groups: "int | None" = None
     group_size: "int | None" = None
+    ws: bool = False
+
+    @property
+    def method(self):
+        return method(dataclasses.asdict(self))
 
     def describe(self):
-        what = self.norm
+        what = self.method
         if self.norm == "gn":
-            what = f"gn G={self.groups}" if self.groups else f"gn {self.group_size} ch/group"
+            what = f"{what} G={self.groups}" if self.groups else f"{what} {self.group_size} ch/group"
         return f"{what:<16} images_per_replica={self.images_per_replica:<3} seed={self.seed}"
 
     def matches(self, result):
         return all(result.get(k) == v for k, v in dataclasses.asdict(self).items())
+
+
+def method(result):
+    """A run's or result's method: its norm, with "+ws" for Weight
+    Standardization ("gn+ws")."""
+    return result["norm"] + (WS if result.get("ws") else "")
+
+
+def split_method(name):
+    """(norm, ws) of a method name: "gn+ws" -> ("gn", True)."""
+    return (name[: -len(WS)], True) if name.endswith(WS) else (name, False)

@@ -5,7 +5,7 @@ bars."""
 import numpy as np
 
 from keras_gn import paper
-from keras_gn.study.config import LARGE_BATCH, TABLE1_NORMS
+from keras_gn.study.config import LARGE_BATCH, TABLE1_METHODS
 from keras_gn.study.tables import _is, _table2, _table3
 
 
@@ -21,14 +21,18 @@ def _axes(nrows=1, ncols=1, size=(6, 4.2)):
 def plot_figure1(results, config, path):
     table, batches = _table2(results, config)
     fig, ax = _axes()
-    for norm in ("bn", "gn"):
-        cells = [(b, table[norm][b]) for b in batches if table[norm][b]]
+    for name in table:
+        cells = [(b, table[name][b]) for b in batches if table[name][b]]
         if not cells:
             continue
         xs = [b for b, _ in cells]
         mean = np.array([s[0] for _, s in cells])
         std = np.array([s[1] or 0.0 for _, s in cells])
-        (line,) = ax.plot(xs, mean, marker="o", label=paper.LABELS[norm])
+        if len(cells) == 1:  # Batch Renorm at 4 images only: a point with its spread
+            ax.errorbar(xs, mean, yerr=std, marker="s", linestyle="none", capsize=4, label=paper.LABELS[name])
+            continue
+        style = "--" if name.endswith("+ws") else "-"
+        (line,) = ax.plot(xs, mean, marker="o", linestyle=style, label=paper.LABELS[name])
         ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
@@ -47,14 +51,15 @@ def plot_figure4(results, config, path):
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = _axes(1, 2, size=(11, 4.2))
-    for norm in TABLE1_NORMS:
+    for norm in TABLE1_METHODS:
         runs = [r for r in results if r["images_per_replica"] == LARGE_BATCH and _is(r, norm, config)]
         if not runs:
             continue
         for ax, key in zip(axes, ("train_error_per_epoch", "val_error_per_epoch")):
             curves = 100 * np.array([r[key] for r in runs])
             epochs = np.arange(1, curves.shape[1] + 1)
-            (line,) = ax.plot(epochs, curves.mean(0), marker=".", label=paper.LABELS[norm])
+            style = "--" if norm.endswith("+ws") else "-"
+            (line,) = ax.plot(epochs, curves.mean(0), marker=".", linestyle=style, label=paper.LABELS[norm])
             if len(runs) > 1:  # the spread over seeds
                 ax.fill_between(epochs, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)
     for ax, title in zip(axes, ("training error (mini-batches, training mode)", "validation error")):

@@ -5,7 +5,7 @@ the plots."""
 import os
 
 from keras_gn import paper
-from keras_gn.study.config import EXHIBITS, TABLE1_NORMS
+from keras_gn.study.config import EXHIBITS, TABLE1_METHODS, TABLE1_NORMS
 from keras_gn.study.plots import plot_figure1, plot_figure4, plot_table3
 from keras_gn.study.tables import _fmt, _mean, _table1, _table2, _table3
 
@@ -31,16 +31,32 @@ def _table2_claims(results, config):
     drop = bn[2] - bn[32]
     spread = max(gn.values()) - min(gn.values())
     curve = " → ".join(f"{bn[b]:.2f}" for b in (16, 8, 4, 2))
-    return [
+    out = [
         ("Table 2", "GN − BN at 32 images within +1.5 points", gap <= 1.5, f"GN − BN = {gap:+.2f}"),
         ("Table 2", "BN's error rises as the batch falls from 16 to 2", rising, curve),
         ("Table 2", "BN at 2 images at least 5 points worse than at 32", drop >= 5, f"{drop:+.2f} points"),
         ("Table 2", "GN's spread over 32…2 images at most 1.5 points", spread <= 1.5, f"{spread:.2f} points"),
     ]
+    brn = _mean(table["brn"].get(4)) if "brn" in table else None
+    if brn is not None:
+        order = gn[4] < brn < bn[4]
+        numbers = f"GN {gn[4]:.2f}, BRN {brn:.2f}, BN {bn[4]:.2f}"
+        out.append(("Section 4.1", "at 4 images, GN below Batch Renorm below BN", order, numbers))
+    ws = {b: _mean(table["gn+ws"][b]) for b in batches} if "gn+ws" in table else {}
+    if ws and None not in ws.values():
+        ws_gap = ws[32] - bn[32]
+        ws_spread = max(ws.values()) - min(ws.values())
+        numbers = f"GN+WS − BN = {ws_gap:+.2f}, GN − BN = {gap:+.2f}"
+        out += [
+            ("beyond the paper", "GN+WS's gap to BN at 32 images smaller than GN's", ws_gap < gap, numbers),
+            ("beyond the paper", "GN+WS's spread over 32…2 images at most 1.5 points", ws_spread <= 1.5,
+             f"{ws_spread:.2f} points"),
+        ]  # fmt: skip
+    return out
 
 
 def _table1_claims(results, config):
-    t1 = {n: _mean(s) for n, s in _table1(results, config).items()}
+    t1 = {n: _mean(s) for n, s in _table1(results, config).items() if n in TABLE1_NORMS}
     if None in t1.values():
         return [("Table 1", "needs BN, LN, IN and GN at 32 images", None, "")]
     best, worst = max(t1["bn"], t1["gn"]), min(t1["ln"], t1["in"])
@@ -91,11 +107,11 @@ def report_markdown(results, config):
         f"{config.dataset} ({config.train_examples} training, {config.eval_examples} validation images); "
         f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), "
         f"{config.epochs} epoch{'s' * (config.epochs != 1)} at every batch, "
+        f"{_replicas(results, config)}, "
         f"lr {config.base_learning_rate} × global batch / {config.base_batch}, ÷10 at 30/60/90% of training, "
         f"weight decay {config.weight_decay} on every weight, GN with G = {config.groups}; "
-        f"validation error (%), {spread}; "
-        f"{_replicas(results)}. "
-        f"The paper: ResNet-50 on ImageNet, 8 GPUs.",
+        f"validation error (%), {spread}. "
+        f"The paper: ResNet-50 on ImageNet, 8 GPUs, lr 0.1 × global batch / 256, 100 epochs.",
         "",
     ]
     sections = {"table2": _table2_section, "table1": _table1_section, "table3": _table3_section}
@@ -119,15 +135,22 @@ def _header(label, columns):
 def _table2_section(results, config):
     table, batches = _table2(results, config)
     lines = ["## Table 2 / Figure 1: error against images per replica", "", *_header("images per replica", batches)]
-    for norm in ("bn", "gn"):
-        lines.append(_row(paper.LABELS[norm], [_fmt(table[norm][b]) for b in batches]))
+    for name in table:
+        lines.append(_row(paper.LABELS[name], [_fmt(table[name][b]) for b in batches]))
     diff = [
         f"{table['gn'][b][0] - table['bn'][b][0]:+.2f}" if table["gn"][b] and table["bn"][b] else "" for b in batches
     ]
     lines.append(_row("GN − BN", diff))
-    for norm in ("bn", "gn"):
-        lines.append(_row(f"paper {paper.LABELS[norm]}", [paper.TABLE_2[norm].get(b, "") for b in batches]))
-    return lines + ["", "![Figure 1](figure1.png)", ""]
+    for name in [n for n in table if n in paper.TABLE_2]:
+        lines.append(_row(f"paper {paper.LABELS[name]}", [paper.TABLE_2[name].get(b, "") for b in batches]))
+    extra = [paper.LABELS[n] for n in table if n not in ("bn", "gn")]
+    note = (
+        f"{' and '.join(extra)}: beyond the paper's Table 2 (Batch Renorm from its Section 4.1, GN+WS from "
+        "Weight Standardization, Qiao et al. 2019)."
+        if extra
+        else ""
+    )
+    return lines + ["", *([note, ""] if note else []), "![Figure 1](figure1.png)", ""]
 
 
 def _table1_section(results, config):
@@ -136,10 +159,10 @@ def _table1_section(results, config):
     return [
         "## Table 1 / Figure 4: 32 images per replica",
         "",
-        *_header("", [paper.LABELS[n] for n in TABLE1_NORMS]),
-        _row("validation error", [_fmt(validation[n]) for n in TABLE1_NORMS]),
-        _row("final training error", [_fmt(training[n]) for n in TABLE1_NORMS]),
-        _row("paper, validation error", [paper.TABLE_1[n] for n in TABLE1_NORMS]),
+        *_header("", [paper.LABELS[n] for n in TABLE1_METHODS]),
+        _row("validation error", [_fmt(validation[n]) for n in TABLE1_METHODS]),
+        _row("final training error", [_fmt(training[n]) for n in TABLE1_METHODS]),
+        _row("paper, validation error", [paper.TABLE_1.get(n, "") for n in TABLE1_METHODS]),
         "",
         "![Figure 4](figure4.png)",
         "",
@@ -165,10 +188,12 @@ def _table3_section(results, config):
     ]
 
 
-def _replicas(results):
-    replicas = sorted({r.get("replicas", 1) for r in results})
+def _replicas(results, config):
+    if config.replicas == 1:
+        return "one replica per step"
     return (
-        "one replica" if replicas == [1] else f"{'/'.join(map(str, replicas))} replicas, each with images per replica"
+        f"{config.replicas} replicas per step (global batch {config.replicas} × images per replica; BN's and "
+        "BRN's statistics per replica)"
     )
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_gn.data.arrays import load_arrays
 from keras_gn.models.resnet import resnet
-from keras_gn.study.plan import plan, schedule, steps_per_epoch
+from keras_gn.study.plan import global_batch, plan, schedule, steps_per_epoch
 from keras_gn.study.report import write_report
 from keras_gn.train.classification import compile_classifier
 
@@ -26,15 +26,22 @@ def load_data(config):
 
 
 def train_one(config, data, run, strategy=None):
-    """Trains one run; returns its result dict (errors as fractions)."""
+    """Trains one run; returns its result dict (errors as fractions).
+
+    Each step takes `config.replicas` x `run.images_per_replica` images. The
+    replicas are the strategy's (a TPU's cores, several GPUs), each holding
+    `config.replicas / strategy replicas` virtual replicas: on one device, all
+    of them (`keras_gn.VirtualReplicaBatchNormalization`)."""
     strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    global_batch = run.images_per_replica * replicas
+    real = strategy.num_replicas_in_sync
+    if config.replicas % real:
+        raise ValueError(f"--replicas={config.replicas} is not a multiple of the strategy's {real} replicas.")
+    batch = global_batch(config, run.images_per_replica)
     (x_train, _), _, num_classes, _ = data
-    steps = steps_per_epoch(config, run.images_per_replica, replicas)
+    steps = steps_per_epoch(config, run.images_per_replica)
     if steps < 1:
         raise ValueError(
-            f"images_per_replica={run.images_per_replica} x {replicas} replica(s) is more than the "
+            f"images_per_replica={run.images_per_replica} x {config.replicas} replica(s) is more than the "
             f"{config.train_examples} training examples."
         )
     keras.utils.set_random_seed(run.seed)
@@ -49,16 +56,16 @@ def train_one(config, data, run, strategy=None):
             weight_decay=config.weight_decay,
             groups=run.groups,
             group_size=run.group_size,
-            # The committed study was run with TensorFlow's padding, before the
-            # builders' default became symmetric: kept, so that it reproduces.
-            padding="same",
+            weight_standardization=run.ws,
+            padding=config.padding,
+            virtual_replicas=config.replicas // real,
         )
-        lr = schedule(config, run.images_per_replica, replicas)
+        lr = schedule(config, run.images_per_replica)
         # Several steps per call fail under MirroredStrategy in Keras 3.15
         # with TF 2.20 ("You must feed a value for placeholder tensor").
-        per_call = min(64, steps) if replicas == 1 else 1
+        per_call = min(64, steps) if real == 1 else 1
         compile_classifier(model, lr, config.momentum, config.jit_compile, steps_per_execution=per_call)
-    train_ds, eval_ds = _datasets(data, global_batch, run.seed)
+    train_ds, eval_ds = _datasets(data, batch, run.seed)
     start = time.time()
     # The validation pass after every epoch runs in inference mode: BN with
     # its moving statistics, as deployed (Figure 4's validation curves). The
@@ -70,7 +77,10 @@ def train_one(config, data, run, strategy=None):
     val_error = [1.0 - a for a in history.history["val_accuracy"]]
     return {
         **dataclasses.asdict(run),
-        "replicas": int(replicas),
+        "method": run.method,
+        "replicas": config.replicas,
+        "device_replicas": int(real),
+        "global_batch": batch,
         "val_error": val_error[-1],
         "train_error": train_error[-1],
         "val_error_per_epoch": val_error,
@@ -108,7 +118,8 @@ def _load_results(config):
     protocol = json.loads(json.dumps(config.protocol()))  # tuples as JSON lists
     other = [r for r in results if r.get("protocol") != protocol]
     if other:
-        differing = sorted(k for k, v in other[0].get("protocol", {}).items() if protocol.get(k) != v)
+        theirs = other[0].get("protocol", {})
+        differing = sorted(k for k in set(theirs) | set(protocol) if theirs.get(k) != protocol.get(k))
         raise ValueError(
             f"{path} holds runs of another protocol (different {', '.join(differing) or 'settings'}); "
             f"give another --output_dir, or delete that folder to start afresh."
@@ -124,10 +135,11 @@ def _save_results(results, config):
 
 
 def _cost(config, images_per_replica):
-    """A run's work in arbitrary units: its steps x (batch + 8). On a CPU a
-    small model's step costs about as much as 8 more images, whatever its
-    batch (measured: ~3.5 ms at 2 images, ~14 ms at 32)."""
-    return steps_per_epoch(config, images_per_replica) * config.epochs * (images_per_replica + 8)
+    """A run's work in arbitrary units: its steps x (global batch + 8). On a
+    CPU a small model's step costs about as much as 8 more images, whatever
+    its batch (measured: ~3.5 ms at 2 images, ~14 ms at 32)."""
+    steps = steps_per_epoch(config, images_per_replica) * config.epochs
+    return steps * (global_batch(config, images_per_replica) + 8)
 
 
 def _time_left(done, todo, config, workers):
@@ -204,7 +216,8 @@ def run_study(config, log=print, strategy=None):
     workers = min(_workers(config, strategy), max(1, len(todo)))
     log(
         f"{config.dataset} from {data[3]}: {len(data[0][0])} training / {len(data[1][0])} validation images; "
-        f"ResNet-{config.depth} width {config.width}; {config.epochs} epoch{'s' * (config.epochs != 1)} per run; "
+        f"ResNet-{config.depth} width {config.width}; {config.replicas} replica(s) per step; "
+        f"{config.epochs} epoch{'s' * (config.epochs != 1)} per run; "
         f"{len(runs)} runs, {len(runs) - len(todo)} already in {config.output_dir}; {workers} at once"
     )
     start, fresh, left = time.time(), [], list(todo)

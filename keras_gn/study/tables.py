@@ -3,7 +3,10 @@ seeds, per method and batch (shared by the report and the plots)."""
 
 import statistics
 
-from keras_gn.study.config import LARGE_BATCH, TABLE1_NORMS
+from keras_gn.study.config import LARGE_BATCH, TABLE1_METHODS, method
+
+# Table 2's rows, in this order, where the results have them.
+TABLE2_METHODS = ("bn", "brn", "syncbn", "gn", "gn+ws", "ln", "in")
 
 
 def _cell(results, keep, key="val_error"):
@@ -23,13 +26,14 @@ def _fmt(stat):
 
 
 def _table2(results, config):
-    batches = sorted({r["images_per_replica"] for r in results if r["norm"] == "bn"}, reverse=True)
+    """({method: {batch: cell}}, batches): BN and GN always (the paper's
+    rows), then every other Table 2 method that has results."""
+    batches = set(config.images_per_replica) | {r["images_per_replica"] for r in results if method(r) in ("bn", "gn")}
+    batches = sorted(batches, reverse=True)
+    methods = [m for m in TABLE2_METHODS if m in ("bn", "gn") or any(_is(r, m, config) for r in results)]
     table = {
-        norm: {
-            b: _cell(results, lambda r, norm=norm, b=b: _is(r, norm, config) and r["images_per_replica"] == b)
-            for b in batches
-        }
-        for norm in ("bn", "gn")
+        m: {b: _cell(results, lambda r, m=m, b=b: _is(r, m, config) and r["images_per_replica"] == b) for b in batches}
+        for m in methods
     }
     return table, batches
 
@@ -38,8 +42,8 @@ def _table1(results, config, key="val_error"):
     """Each Table 1 method at 32 images: its validation (or, with
     key="train_error", final training) error over seeds."""
     return {
-        norm: _cell(results, lambda r, norm=norm: _is(r, norm, config) and r["images_per_replica"] == LARGE_BATCH, key)
-        for norm in TABLE1_NORMS
+        m: _cell(results, lambda r, m=m: _is(r, m, config) and r["images_per_replica"] == LARGE_BATCH, key)
+        for m in TABLE1_METHODS
     }
 
 
@@ -57,13 +61,13 @@ def _table3(results, config):
 
 
 def _gn_with(result, **setting):
-    return result["norm"] == "gn" and all(result.get(k) == v for k, v in setting.items())
+    return method(result) == "gn" and all(result.get(k) == v for k, v in setting.items())
 
 
-def _is(result, norm, config):
-    """Whether a result is Tables 1 and 2's `norm`: for GN, the configured G
-    (other G belong to Table 3)."""
-    return result["norm"] == norm and (norm != "gn" or result.get("groups") == config.groups)
+def _is(result, name, config):
+    """Whether a result is Tables 1 and 2's method `name` ("gn", "gn+ws",
+    "bn", ...): for GN, the configured G (other G belong to Table 3)."""
+    return method(result) == name and (result["norm"] != "gn" or result.get("groups") == config.groups)
 
 
 def _mean(stat):

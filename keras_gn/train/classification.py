@@ -66,6 +66,12 @@ class TrainConfig:
     images_per_replica: int = option(
         32, "Images per GPU/TPU core: the paper's 'batch per GPU' (32, 16, 8, 4, 2).", minimum=1
     )
+    virtual_replicas: int = option(
+        1,
+        "Replicas within each device: its batch holds this many replicas of --images_per_replica images, BN's "
+        "(and brn's) statistics per replica, as on that many GPUs (8 on one GPU: the paper's 8-GPU statistics).",
+        minimum=1,
+    )
     dataset: str = option("imagenet2012", "TFDS data set, or 'synthetic'.")
     data_dir: "str | None" = option(None, "TFDS data folder (prepared data; nothing is downloaded).")
     image_size: int = option(224, "Training and evaluation crop size, pixels.", minimum=1)
@@ -255,6 +261,7 @@ class ImageTask:
             groups=config.groups,
             weight_standardization=config.weight_standardization,
             padding=config.padding,
+            virtual_replicas=config.virtual_replicas,
         )
 
     def evaluate(self, model, config, *, info, strategy, dataset_fn):
@@ -325,8 +332,11 @@ def _train(config, strategy, task):
             config.base_learning_rate, config.base_batch, config.decay_epochs, plan.global_batch, plan.steps_per_epoch
         )
         compile_classifier(model, schedule, config.momentum, config.jit_compile, config.steps_per_execution)
+    each = f"{plan.per_replica}"
+    if config.virtual_replicas > 1:
+        each = f"{config.virtual_replicas} virtual replicas x {plan.per_replica // config.virtual_replicas}"
     print(
-        f"Training {model.name}: {plan.replicas} replica(s) x {plan.per_replica} = "
+        f"Training {model.name}: {plan.replicas} replica(s) x {each} = "
         f"{plan.global_batch} per step, {plan.steps_per_epoch} steps per epoch, {config.epochs} epochs, "
         f"peak learning rate {config.base_learning_rate * plan.global_batch / config.base_batch:g}.",
         flush=True,
@@ -378,7 +388,8 @@ class _Plan:
 
 def _plan(config, strategy, task):
     replicas = strategy.num_replicas_in_sync
-    per_replica = task.per_replica_batch(config)
+    # Each device's batch: its virtual replicas' images.
+    per_replica = task.per_replica_batch(config) * config.virtual_replicas
     global_batch = per_replica * replicas
     info = task.info(config)
     steps_per_epoch = config.steps_per_epoch or (info.train_examples and info.train_examples // global_batch)
@@ -387,8 +398,10 @@ def _plan(config, strategy, task):
             f"The size of {config.dataset!r}'s train split is unknown; give --steps_per_epoch (and --eval_steps)."
         )
     eval_steps = config.eval_steps or (info.eval_examples and math.ceil(info.eval_examples / global_batch))
-    # The last partial batch is dropped on a TPU, whose shapes must be static.
-    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
+    # The last partial batch is dropped on a TPU, whose shapes must be
+    # static, and in training with virtual replicas, whose statistics need
+    # every replica's images (evaluation uses the moving statistics).
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
 
     def dataset_fn(mode):
         def fn(input_context):
@@ -399,7 +412,7 @@ def _plan(config, strategy, task):
                 mode=mode,
                 batch_size=batch,
                 input_context=input_context,
-                drop_remainder=drop_remainder,
+                drop_remainder=tpu or (mode == "train" and config.virtual_replicas > 1),
             )
 
         return fn

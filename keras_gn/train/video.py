@@ -45,6 +45,7 @@ class VideoConfig(TrainConfig):
     # Image-only settings: not flags of the video binary.
     stem: str = inherit(TrainConfig, "stem", flag=False)
     images_per_replica: int = inherit(TrainConfig, "images_per_replica", flag=False)
+    virtual_replicas: int = inherit(TrainConfig, "virtual_replicas", flag=False)
     data_format: str = inherit(TrainConfig, "data_format", flag=False)
 
 
