@@ -17,7 +17,7 @@ Two implementations with the same numbers:
   pass over x. On a CPU the sums over positions are short matrix products
   in blocks (fast there), added up block by block, so that their error does
   not grow with the size of the feature map. Its gradient is analytic
-  (`tf.custom_gradient`) and keeps only x, gamma and three [N, G] statistics
+  (`tf.custom_gradient`) and keeps only x, gamma and four [N, G] statistics
   for the backward pass.
 * `keras_group_norm`: the same formula in `keras.ops`, used by the layer on
   Keras backends other than TensorFlow (JAX, PyTorch), differentiated by the
@@ -238,13 +238,16 @@ def _group_count(view, groups, channels_last):
 
 def _moments(v, groups, channels_last, matmul):
     """Per-(sample, group) statistics of a view in two passes around a shift:
-    `shift`, the group's first value; `offset`, the mean of v - shift (so
-    mean = shift + offset); and the variance, the mean of
-    (v - shift - offset)**2. v - shift is exact and of the size of the
-    spread, not of the mean, so no digits cancel however large the mean (a
-    constant group gives exactly 0); and |first value - mean| is at most
-    sqrt(count) standard deviations, so the offset's rounding stays small
-    against the spread. Summing v itself first would cost the same pass."""
+    `shift`, the group's first value; `offset`, the mean of v - shift
+    rounded to the accumulator; `residual`, the mean of v - shift - offset
+    (the offset's rounding), so that mean = shift + offset + residual; and
+    the variance, the mean of (v - shift - offset)**2 less residual**2.
+    v - shift is exact and of the size of the spread, not of the mean, so no
+    digits cancel however large the mean (a constant group gives exactly 0).
+    The offset is up to sqrt(count) standard deviations, and its rounding
+    (a relative 6e-8 in float32) would shift every output of the group by
+    the same amount; the residual, taken in the second pass with the
+    variance, removes it. Summing v itself first would cost the same pass."""
     channels = v.shape[-1 if channels_last else 1]
     size = channels // groups
     count = _group_count(v, groups, channels_last)
@@ -252,14 +255,17 @@ def _moments(v, groups, channels_last, matmul):
     centered = v - _broadcast(shift, channels, channels_last)
     offset = _group_sums(_channel_sums(centered, channels_last, matmul), groups) / count
     deviation = centered - _broadcast(offset, channels, channels_last)
+    residual = _group_sums(_channel_sums(deviation, channels_last, matmul), groups) / count
     var = _group_sums(_channel_sums(tf.square(deviation), channels_last, matmul), groups) / count
-    return shift, offset, var
+    return shift, offset, residual, tf.maximum(var - tf.square(residual), 0.0)
 
 
-def _centered(v, shift, offset, channels_last):
-    """x - mean, as (x - shift) - offset: exact to an ulp of the spread."""
+def _centered(v, shift, offset, residual, channels_last):
+    """x - mean, as ((x - shift) - offset) - residual: exact to an ulp of the
+    spread, and without a systematic offset per group."""
     channels = v.shape[-1 if channels_last else 1]
-    return (v - _broadcast(shift, channels, channels_last)) - _broadcast(offset, channels, channels_last)
+    centered = (v - _broadcast(shift, channels, channels_last)) - _broadcast(offset, channels, channels_last)
+    return centered - _broadcast(residual, channels, channels_last)
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -269,18 +275,18 @@ def _forward(x, gamma, beta, groups, channels_last, epsilon, matmul):
     # The casts are fused by XLA: no float32 copy of x is kept, but every sum
     # is accumulated in float32.
     v = _view(x, channels_last, acc)
-    shift, offset, var = _moments(v, groups, channels_last, matmul)
+    shift, offset, residual, var = _moments(v, groups, channels_last, matmul)
     inv = tf.math.rsqrt(var + epsilon)
     # y = (x - mean) * scale + beta, scale = gamma / sigma per (sample,
     # channel). Not folded into x * scale + (beta - mean * scale), whose two
     # large terms cancel when the mean is large against the spread.
     scale = _param(gamma, channels_last, acc) * _broadcast(inv, channels, channels_last)
-    y = _centered(v, shift, offset, channels_last) * scale + _param(beta, channels_last, acc)
-    return tf.reshape(tf.cast(y, x.dtype), tf.shape(x)), shift, offset, inv
+    y = _centered(v, shift, offset, residual, channels_last) * scale + _param(beta, channels_last, acc)
+    return tf.reshape(tf.cast(y, x.dtype), tf.shape(x)), shift, offset, residual, inv
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last, matmul):
+def _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last, matmul):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     v = _view(x, channels_last, acc)
@@ -288,7 +294,7 @@ def _backward(dy, x, gamma, shift, offset, inv, groups, channels_last, matmul):
     count = _group_count(v, groups, channels_last)
     gamma = tf.cast(gamma, acc)
     inv_c = _broadcast(inv, channels, channels_last)
-    centered = _centered(v, shift, offset, channels_last)
+    centered = _centered(v, shift, offset, residual, channels_last)
 
     # Per-(sample, channel) sums of dy and dy * xhat: [N, C].
     sum_dy = _channel_sums(d, channels_last, matmul)
@@ -363,10 +369,10 @@ def _group_norm(x, gamma, beta, groups, channels_last, epsilon):
 
     @tf.custom_gradient
     def fn(x, gamma, beta):
-        y, shift, offset, inv = _forward(x, gamma, beta, groups, channels_last, epsilon, matmul)
+        y, shift, offset, residual, inv = _forward(x, gamma, beta, groups, channels_last, epsilon, matmul)
 
         def grad(dy):
-            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, inv, groups, channels_last, matmul)
+            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last, matmul)
             return dx, tf.cast(dgamma, gamma.dtype), tf.cast(dbeta, beta.dtype)
 
         return y, grad
@@ -406,7 +412,10 @@ def keras_group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
     centered = xf - ops.stop_gradient(first)
     offset = ops.mean(centered, axis=axes, keepdims=True)
     deviation = centered - offset
-    var = ops.mean(ops.square(deviation), axis=axes, keepdims=True)
+    # The offset's rounding, removed as in `_moments`.
+    residual = ops.mean(deviation, axis=axes, keepdims=True)
+    var = ops.maximum(ops.mean(ops.square(deviation), axis=axes, keepdims=True) - ops.square(residual), 0.0)
+    deviation = deviation - residual
     scale = ops.rsqrt(var + float(epsilon))
     if gamma is not None:
         scale = scale * ops.reshape(ops.cast(gamma, acc), param_shape)

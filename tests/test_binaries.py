@@ -349,3 +349,31 @@ def test_two_workers_agree_the_chief_writes_and_a_killed_worker_resumes(tmp_path
         assert f"Resumed from the last backup at optimizer step {2 * done}." in out, out[-3000:]
         assert "Epoch 1/" not in out and f"Epoch {done + 1}/{done + 1}" in out
     assert json.loads((model_dir / "results.json").read_text())["epochs_run_in_this_process"] == 1
+
+
+# Each binary's own flags, some of each: --help must list them (absl lists
+# only the main module's key flags; the binaries define theirs in keras_gn).
+OWN_FLAGS = {
+    "keras-gn-imagenet": ("--norm", "--virtual_replicas", "--images_per_replica", "--model_dir", "--strategy"),
+    "keras-gn-kinetics": ("--norm", "--frames", "--clips_per_replica", "--init_checkpoint", "--model_dir"),
+    "keras-gn-study": ("--quick", "--replicas", "--norms", "--exhibits", "--output_dir"),
+    "keras-gn-coco": ("--experiment", "--mode", "--init_checkpoint", "--params_override", "--model_dir"),
+    "keras-gn-convert-backbone": ("--weights", "--keras_model", "--output", "--source"),
+}
+
+
+def test_help_lists_each_binarys_own_flags_with_defaults():
+    def show(name):
+        return name, _run([_script(name), "--help"], timeout=180)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(show, OWN_FLAGS))
+    for name, result in outcomes:
+        # absl's --help exits with status 1.
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (name, result.stderr[-2000:])
+        listed = {line.split(":")[0].strip().replace("--[no]", "--") for line in result.stdout.splitlines()}
+        missing = [flag for flag in OWN_FLAGS[name] if flag not in listed]
+        assert not missing, (name, missing, result.stdout[-3000:])
+        assert "(default: " in result.stdout, name
+        # absl's and TensorFlow's own flags stay behind --helpfull.
+        assert "--log_dir" not in listed and "--helpfull" in result.stdout, name

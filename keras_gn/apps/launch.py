@@ -63,9 +63,23 @@ def _quiet_python_logs(verbose):
         tf_logger.setLevel(logging.WARNING)
 
 
+def _own_flags_in_help():
+    """absl's --help lists the main module's key flags only; the binaries
+    define theirs in keras_gn modules (keras_gn.train.cli, the app), which
+    --help then left out. Each is made a key flag of the main module (the
+    console script, or `python -m`'s module), so --help lists them with their
+    defaults and help; --helpfull still lists absl's and TensorFlow's."""
+    main_module = sys.argv[0]
+    for module, module_flags in FLAGS.flags_by_module_dict().items():
+        if module.startswith(("keras_gn", "experiments")) and module != main_module:
+            for flag in module_flags:
+                FLAGS.register_key_flag_for_module(main_module, flag)
+
+
 def run(main, *, name, doc):
     """Runs `main(argv)` as the binary `name`, `doc` its --help text."""
     sys.modules["__main__"].__doc__ = doc  # what absl's --help prints
+    _own_flags_in_help()
 
     def parse(argv):
         try:
