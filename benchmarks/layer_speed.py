@@ -228,7 +228,9 @@ def summarize(rows):
     return summary
 
 
-TARGETS = {("forward", True): 1.5, ("forward+backward", True): 1.25, ("forward+backward", False): 1.8}
+# The CPU targets (exactness first): forward under XLA at least as fast as
+# keras.layers.GroupNormalization, forward+backward under XLA 1.25 times.
+TARGETS = {("forward", True): 1.0, ("forward+backward", True): 1.25}
 
 
 def markdown(rows, summary):

@@ -141,7 +141,7 @@ def test_truncated_backup_is_named_with_what_to_do(tmp_path):
 @pytest.mark.parametrize(
     "cut", ["truncated weights", "empty metadata", "weights ahead of metadata"]
 )  # fmt: skip
-def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut):
+def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut, capsys):
     import keras
     import numpy as np
 
@@ -170,8 +170,20 @@ def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut):
     model.optimizer.iterations.assign(0)
     restored = _Backup(str(backup_dir))
     restored.set_model(model)
+    capsys.readouterr()
     restored.on_train_begin()
     assert model._initial_epoch == 1 and int(model.optimizer.iterations.numpy()) == 3  # the backup before the last
+    # One line: the file passed over, why, and the epoch training starts again at.
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    reason = {
+        "truncated weights": "(OSError: ",
+        "empty metadata": "(JSONDecodeError: ",
+        "weights ahead of metadata": "(ValueError: its weights are at step 5",
+    }[cut]
+    assert lines[0].startswith(f"Passed over the last backup {weights}: it cannot be read {reason}"), lines[0]
+    previous = backup_dir / "previous.weights.h5"
+    assert lines[0].endswith(f"before it ({previous}): training starts again at epoch 2."), lines[0]
 
 
 BAD_FLAGS = {

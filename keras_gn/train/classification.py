@@ -137,9 +137,19 @@ class _Backup(keras.callbacks.BackupAndRestore):
             if not (os.path.exists(weights) and os.path.exists(metadata)):
                 continue
             try:
-                return self._restore(weights, metadata)
+                self._restore(weights, metadata)
             except (OSError, ValueError, KeyError) as error:
                 failures.append((weights, error))
+                continue
+            for path, error in failures:  # a kill while backing up: say what is trained again
+                reason = " ".join(str(error).split())[:200]
+                epoch = self.model._initial_epoch
+                print(
+                    f"Passed over the last backup {path}: it cannot be read ({type(error).__name__}: {reason}). "
+                    f"Resuming from the backup before it ({weights}): training starts again at epoch {epoch + 1}.",
+                    flush=True,
+                )
+            return
         if failures:
             model_dir = os.path.dirname(os.path.normpath(self.backup_dir))
             raise checkpoint_error(
