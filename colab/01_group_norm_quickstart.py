@@ -66,14 +66,13 @@ print(f"keras_gn {keras_gn.__version__}, TensorFlow {tf.__version__}, Keras {ker
 # `GroupNormalization(groups=32)` goes wherever `BatchNormalization` stood.
 # Its defaults are the paper's: G = 32, ε = 1e-5, γ = 1 and β = 0 at start,
 # channels last (`axis=-1`; `axis=1` for channels first). A small CNN on
-# Fashion-MNIST (from Keras's downloader, or Debian's `dataset-fashion-mnist`
-# where there is no network; at the SMALL size, the subset that ships with
-# keras_gn):
+# Fashion-MNIST (from Keras's downloader, or Debian's `dataset-fashion-mnist`;
+# without either, and at the SMALL size, the subset that ships with keras_gn):
 
 # %%
-from keras_gn.data.fashion_mnist import load_bundled_subset, load_fashion_mnist
+from keras_gn.data.fashion_mnist import load_bundled_subset, load_fashion_mnist_or_subset
 
-(x_train, y_train), (x_test, y_test), source = load_bundled_subset() if SMALL else load_fashion_mnist()
+(x_train, y_train), (x_test, y_test), source = load_bundled_subset() if SMALL else load_fashion_mnist_or_subset()
 n_train = 2_000 if SMALL else 60_000
 x_train = (x_train[:n_train, ..., None] / 255.0).astype("float32")
 x_test = (x_test[:, ..., None] / 255.0).astype("float32")

@@ -90,3 +90,30 @@ def test_notebook_executes(name, tmp_path):
         assert re.search(pattern, printed), f"{name}: no output matching {pattern!r}"
     images = sum("image/png" in o.get("data", {}) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
     assert images >= PLOTS[name], f"{name}: expected {PLOTS[name]} plots, found {images}"
+
+
+def test_quickstart_data_cell_falls_back_to_the_bundled_subset_offline(monkeypatch, capsys):
+    """Notebook 01 at its default size (SMALL=False) on a machine without the
+    network or a local Fashion-MNIST: its data cell, run as it is, uses the
+    subset inside keras_gn and says so, instead of stopping."""
+    import keras
+    import numpy as np
+
+    from keras_gn.data import fashion_mnist
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(fashion_mnist, "_local_dir", lambda: None)
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    source = open(os.path.join(COLAB, "01_group_norm_quickstart.py")).read()
+    cells = source.split("# %%")
+    cell = next(c for c in cells if "x_train, y_train), (x_test, y_test), source =" in c)
+    cell = cell.split("\ndef small_cnn")[0]  # the data part; the rest trains
+    namespace = {"SMALL": False, "np": np}
+    exec(compile(cell, "01_group_norm_quickstart.py", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+    out = capsys.readouterr().out
+    assert "Fashion-MNIST is neither installed locally nor downloadable here (OSError: no network)" in out
+    assert "Using the Fashion-MNIST subset that ships with keras_gn instead" in out
+    assert "Fashion-MNIST from keras_gn/data/fashion_mnist_subset.npz: 10000 training images" in out
+    assert namespace["x_train"].shape == (10000, 28, 28, 1)

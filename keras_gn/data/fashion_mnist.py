@@ -78,6 +78,17 @@ def load_fashion_mnist():
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), "keras.datasets.fashion_mnist"
 
 
+def load_fashion_mnist_or_subset(log=print):
+    """`load_fashion_mnist()`, or where Fashion-MNIST is neither installed nor
+    downloadable (no network), the subset that ships with keras_gn, saying so
+    with `log`."""
+    try:
+        return load_fashion_mnist()
+    except RuntimeError as error:
+        log(f"{error}\nUsing the Fashion-MNIST subset that ships with keras_gn instead (10,000 training images).")
+        return load_bundled_subset()
+
+
 def load_bundled_subset():
     """Returns `((x_train, y_train), (x_test, y_test), source)` from the
     subset shipped in the package: uint8 images [N, 28, 28], int labels."""
