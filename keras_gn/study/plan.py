@@ -28,7 +28,7 @@ def plan(config):
         norm, ws = split_method(method)
         return (_gn(config) if norm == "gn" else (norm, None, None)) + (batch, ws)
 
-    cells = []
+    cells, table3_only = [], []
     if "table2" in config.exhibits:
         for batch in config.images_per_replica:
             cells += [cell(method, batch) for method in config.norms]
@@ -38,11 +38,17 @@ def plan(config):
     if "table1" in config.exhibits:
         cells += [cell(method, LARGE_BATCH) for method in TABLE1_METHODS]
     if "table3" in config.exhibits:
-        cells += [_gn(config, groups=g) + (LARGE_BATCH, False) for g in config.table3_groups]
-        cells += [_gn(config, group_size=s) + (LARGE_BATCH, False) for s in config.table3_group_sizes]
+        table3 = [_gn(config, groups=g) + (LARGE_BATCH, False) for g in config.table3_groups]
+        table3 += [_gn(config, group_size=s) + (LARGE_BATCH, False) for s in config.table3_group_sizes]
+        # LN, IN and GN with --groups are Table 1's cells, with its seeds.
+        shared = {cell(m, LARGE_BATCH) for m in TABLE1_METHODS}
+        cells += [c for c in table3 if c in shared]
+        table3_only = [c for c in table3 if c not in shared]
     runs = []
-    for seed in range(config.seeds):
-        for norm, groups, group_size, batch, ws in cells:
+    for seed in range(max(config.seeds, config.table3_seeds if table3_only else 0)):
+        for norm, groups, group_size, batch, ws in cells * (seed < config.seeds) + table3_only * (
+            seed < config.table3_seeds
+        ):
             run = Run(norm, int(batch), seed, groups, group_size, ws)
             if run not in runs:
                 runs.append(run)
