@@ -77,7 +77,7 @@ def test_learning_rate_follows_the_global_batch_under_replicas():
 
 
 def test_plan_trains_each_shared_run_once():
-    config = _config(seeds=3, groups=8)
+    config = _config(seeds=3, table3_seeds=1, groups=8, table3_group_sizes=(1, 2, 4, 8))
     runs = study.plan(config)
     assert len(runs) == len(set(runs))
     cells = {(r.method, r.images_per_replica, r.groups, r.group_size) for r in runs}
@@ -91,9 +91,14 @@ def test_plan_trains_each_shared_run_once():
     assert {("ln", 32, None, None), ("in", 32, None, None)} <= cells
     assert {("gn", 32, g, None) for g in (2, 4, 16)} <= cells
     assert {("gn", 32, None, s) for s in (2, 4, 8)} <= cells
-    assert len(cells) == 15 + 1 + 2 + 3 + 3 and len(runs) == 3 * len(cells)
+    # Tables 1 and 2 with 3 seeds; Table 3's own 6 cells with one.
+    assert len(cells) == 15 + 1 + 2 + 3 + 3 and len(runs) == 3 * (len(cells) - 6) + 6
+    table3_only = {(r.groups, r.group_size) for r in runs if r.norm == "gn" and (r.groups, r.group_size) != (8, None)}
+    assert len(table3_only) == 6 and all(r.seed == 0 for r in runs if (r.groups, r.group_size) in table3_only)
     # Seed by seed: a partial study has every cell early.
     assert {r.seed for r in runs[: len(cells)]} == {0}
+    more = study.plan(dataclasses.replace(config, table3_seeds=2))
+    assert len(more) == len(runs) + 6
     only_table2 = study.plan(_config(exhibits=("table2",), seeds=1, norms=("bn", "gn"), renorm_images_per_replica=()))
     assert {r.method for r in only_table2} == {"bn", "gn"} and len(only_table2) == 10
     # Batch Renorm at a batch Table 2 does not sweep, and any norm with +ws.
@@ -123,7 +128,7 @@ def test_every_table3_setting_divides_every_layer():
         ({"table3_groups": (1, 7)}, r"table3_groups: \[7\] do not divide every layer's channels"),
         ({"groups": 32}, r"groups: \[32\] do not divide"),
         ({"exhibits": ("table9",)}, "unknown exhibit 'table9'"),
-        ({"images_per_replica": (64,), "train_examples": 500}, r"\[64\] x 8 replicas is more than the 500 training"),
+        ({"images_per_replica": (64,), "train_examples": 200}, r"\[64\] x 4 replicas is more than the 200 training"),
         ({"norms": ("gn+wss",)}, "unknown norm 'gn\\+wss'"),
     ],
 )
