@@ -271,6 +271,16 @@ def test_interrupted_study_skips_finished_runs(tmp_path, monkeypatch):
         study.run_study(dataclasses.replace(config, epochs=2), log=lambda line: None)
 
 
+def test_a_results_folder_of_the_one_replica_protocol_is_refused(tmp_path):
+    """The committed study of the protocol before replicas, as a results
+    folder of today's: refused, naming what differs, not mixed in."""
+    old = os.path.join(ROOT, "docs", "classification_study", "one_replica", "results.json")
+    (tmp_path / "results.json").write_text(open(old).read())
+    config = _config(output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds runs of another protocol \(different .*replicas"):
+        study.run_study(config, log=lambda line: None)
+
+
 def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
     config = _config(output_dir=str(tmp_path), **dict(TINY, epochs=2))
     data = study.load_data(config)
@@ -313,9 +323,15 @@ def test_quick_run_fills_every_exhibit(quick_run):
     out, stdout = quick_run
     runs = json.loads((out / "results.json").read_text())
     config = dataclasses.replace(study.StudyConfig(), **study.QUICK)
-    assert sorted(str((r["norm"], r["images_per_replica"], r["groups"], r["group_size"])) for r in runs) == sorted(
-        str((r.norm, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
+    assert sorted(str((r["method"], r["images_per_replica"], r["groups"], r["group_size"])) for r in runs) == sorted(
+        str((r.method, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
     )
+    # GN+WS at every batch, Batch Renorm at 4, each with its replicas, global batch and learning rate.
+    assert {r["images_per_replica"] for r in runs if r["method"] == "gn+ws"} == {32, 4, 2}
+    assert [r["images_per_replica"] for r in runs if r["method"] == "brn"] == [4]
+    for r in runs:
+        assert r["replicas"] == 4 and r["global_batch"] == 4 * r["images_per_replica"]
+        assert r["learning_rate"] == pytest.approx(0.1 * r["global_batch"] / 64)
     for r in runs:
         assert {
             "norm",
@@ -329,7 +345,9 @@ def test_quick_run_fills_every_exhibit(quick_run):
         } <= set(r)
         assert len(r["val_error_per_epoch"]) == config.epochs
     report = (out / "report.md").read_text()
-    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
+    # Every row but Batch Renorm's, which has one cell (4 images).
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith(("| paper", "| BRN"))]
+    assert "| BRN |  | " in report
     for row in rows:
         cells = [c.strip() for c in row.split("|")[2:-1]]
         assert all(cells), row  # every cell of every table filled

@@ -1,6 +1,6 @@
 """The experiment binaries, installed as console scripts (setup.cfg):
 
-    keras-gn-study              the paper's classification study on a CPU (study.py)
+    keras-gn-study              the paper's classification study on a CPU (study.py; logic in keras_gn.study)
     keras-gn-imagenet           ResNet on ImageNet, Tables 1-3 (imagenet.py)
     keras-gn-kinetics           ResNet-50 I3D on Kinetics, Table 8 (kinetics.py)
     keras-gn-coco               Mask R-CNN on COCO, Tables 4-7 (coco.py)

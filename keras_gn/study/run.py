@@ -143,10 +143,18 @@ def _cost(config, images_per_replica):
 
 
 def _time_left(done, todo, config, workers):
-    """Seconds left for the runs to do, at the finished runs' seconds per
-    unit of `_cost`, `workers` at once."""
+    """Seconds left for the runs to do, `workers` at once: each at the mean
+    time of the finished runs of its batch, or, for a batch not yet seen, at
+    the finished runs' seconds per unit of `_cost`."""
+    seconds = {}
+    for r in done:
+        seconds.setdefault(r["images_per_replica"], []).append(r["wall_seconds"])
     rate = sum(r["wall_seconds"] for r in done) / sum(_cost(config, r["images_per_replica"]) for r in done)
-    return rate * sum(_cost(config, run.images_per_replica) for run in todo) / workers
+    left = 0.0
+    for run in todo:
+        seen = seconds.get(run.images_per_replica)
+        left += sum(seen) / len(seen) if seen else rate * _cost(config, run.images_per_replica)
+    return left / workers
 
 
 def _workers(config, strategy):
