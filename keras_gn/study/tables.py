@@ -27,10 +27,13 @@ def _fmt(stat):
 
 def _table2(results, config):
     """({method: {batch: cell}}, batches): BN and GN always (the paper's
-    rows), then every other Table 2 method that has results."""
+    rows), then the configured Table 2 methods (`--norms`, Batch Renorm)
+    that have results."""
     batches = set(config.images_per_replica) | {r["images_per_replica"] for r in results if method(r) in ("bn", "gn")}
     batches = sorted(batches, reverse=True)
-    methods = [m for m in TABLE2_METHODS if m in ("bn", "gn") or any(_is(r, m, config) for r in results)]
+    configured = {"bn", "gn", *config.norms, *(["brn"] if config.renorm_images_per_replica else [])}
+    listed = [m for m in TABLE2_METHODS if m in configured] + [m for m in config.norms if m not in TABLE2_METHODS]
+    methods = [m for m in listed if m in ("bn", "gn") or any(_is(r, m, config) for r in results)]
     table = {
         m: {b: _cell(results, lambda r, m=m, b=b: _is(r, m, config) and r["images_per_replica"] == b) for b in batches}
         for m in methods
