@@ -193,6 +193,9 @@ def test_report_tables_and_claims_from_known_results(tmp_path):
     assert "| BRN |  |  |  | 26.30 ± 0.28 |  |" in report and "| paper BRN |  |  |  | 26.3 |  |" in report
     assert "| GN+WS | 23.80 ± 0.28 | 23.90 ± 0.28 | 23.70 ± 0.28 | 23.90 ± 0.28 | 23.80 ± 0.28 |" in report
     assert "| validation error | 23.60 ± 0.28 | 25.30 ± 0.28 | 28.40 ± 0.28 | 24.10 ± 0.28 | 23.80 ± 0.28 |" in report
+    # LN and IN (Table 1's runs at 32 images) are not rows of Table 2.
+    table2 = report[report.index("## Table 2") : report.index("## Table 1")]
+    assert "| LN |" not in table2 and "| IN |" not in table2 and "| BRN |" in table2
     verdicts = {(e, c): h for e, c, h, _ in study.claims(results, config)}
     # The paper's own numbers satisfy every claim (and these GN+WS numbers the new ones).
     assert all(verdicts.values()) and len(verdicts) == 12
