@@ -42,6 +42,7 @@ from absl import app, flags
 flags.DEFINE_bool("quick", False, "Two small shapes and few repeats (a smoke run).")
 flags.DEFINE_integer("repeats", 15, "Timed rounds per figure; the median is reported.")
 flags.DEFINE_integer("groups", 32, "Groups G.")
+flags.DEFINE_bool("torch", True, "Time torch.nn.GroupNorm too, when torch imports.")
 flags.DEFINE_string("output", "layer_speed.json", "Where to write the JSON results ('' for none).")
 flags.DEFINE_string("export_stablehlo", "", "Write the XLA programs as StableHLO to this folder instead of timing.")
 flags.DEFINE_bool("export_resnet", True, "With --export_stablehlo: also ResNet-50 training steps (GN and BN).")
@@ -130,6 +131,13 @@ def _tf_contenders(shape, groups):
 
 
 def _torch_contender(shape, groups):
+    if not FLAGS.torch:
+        return None
+    import os
+
+    # torch's OpenMP threads otherwise keep spinning for a while after each
+    # call, taking the cores from whichever TensorFlow contender runs next.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:

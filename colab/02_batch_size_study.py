@@ -73,10 +73,11 @@ print(f"keras_gn {keras_gn.__version__}, TensorFlow {tf.__version__}: {type(stra
 # %% [markdown]
 # ## The quick study
 #
-# `study.QUICK` runs every exhibit with one seed on 1,000 images for two
-# epochs: BN, GN and GN+WS at 32, 4 and 2 images per replica and Batch
-# Renorm at 4 for Table 2, and a few group settings for Table 3. Its numbers
-# are a smoke test, not results (the default study's are below). Every step
+# `study.QUICK` runs every exhibit with one seed on 768 images for two
+# epochs: BN, GN and GN+WS at 32 and 2 images per replica and Batch
+# Renorm at 4 for Table 2, and LN, IN, G = 8 and 2 channels per group for
+# Table 3. Its numbers are a smoke test, not results (the default study's
+# are below). Every step
 # takes the images of 4 replicas (`config.replicas`), as the paper's took
 # those of its 8 GPUs, and BN's statistics are each replica's own: on one
 # device as virtual replicas, on a TPU's 8 cores or several GPUs over the

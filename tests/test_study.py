@@ -330,7 +330,7 @@ def test_quick_run_fills_every_exhibit(quick_run):
         str((r.method, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
     )
     # GN+WS at every batch, Batch Renorm at 4, each with its replicas, global batch and learning rate.
-    assert {r["images_per_replica"] for r in runs if r["method"] == "gn+ws"} == {32, 4, 2}
+    assert {r["images_per_replica"] for r in runs if r["method"] == "gn+ws"} == {32, 2}
     assert [r["images_per_replica"] for r in runs if r["method"] == "brn"] == [4]
     for r in runs:
         assert r["replicas"] == 4 and r["global_batch"] == 4 * r["images_per_replica"]
@@ -348,13 +348,21 @@ def test_quick_run_fills_every_exhibit(quick_run):
         } <= set(r)
         assert len(r["val_error_per_epoch"]) == config.epochs
     report = (out / "report.md").read_text()
-    # Every row but Batch Renorm's, which has one cell (4 images).
-    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith(("| paper", "| BRN"))]
-    assert "| BRN |  | " in report
+    # Table 2: its columns 32, 4 (Batch Renorm's) and 2; each row filled at
+    # its own batches. Tables 1 and 3: every cell.
+    table2 = report[report.index("## Table 2") : report.index("## Table 1")]
+    assert "| images per replica | 32 | 4 | 2 |" in table2
+    assert "| BRN |  | " in table2 and " |  |\n" in table2.split("| BRN |")[1][:40]
+    for label in ("BN", "GN", "GN+WS"):
+        row = next(line for line in table2.splitlines() if line.startswith(f"| {label} |"))
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert cells[0] and not cells[1] and cells[2], row
+    rest = report[report.index("## Table 1") : report.index("## The paper's claims here")]
+    rows = [line for line in rest.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[2:-1]]
-        assert all(cells), row  # every cell of every table filled
-    assert "## The paper's claims here" in report and "not measured" in report  # the quick run lacks 16 and 4
+        assert all(cells) or row.startswith("| |"), row  # every cell filled
+    assert "## The paper's claims here" in report and "not measured" in report  # the quick run lacks 16, 8 and 4
     for name in ("figure1.png", "figure4.png", "table3.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     n = len(runs)

@@ -2,8 +2,8 @@ r"""keras-gn-study: the paper's ImageNet-classification study (Tables 1-3,
 Figures 1 and 4) on a CPU, on the Fashion-MNIST subset that ships inside
 keras_gn (no download).
 
-    keras-gn-study                      # the default study (README), 21-27 min on 2 cores, into ./classification_study
-    keras-gn-study --quick              # every exhibit in a 1-minute smoke run, into ./classification_study_quick
+    keras-gn-study                      # the default study (README), 28 min on 2 cores, into ./classification_study
+    keras-gn-study --quick              # every exhibit in a 2-minute smoke run, into ./classification_study_quick
     keras-gn-study --exhibits=table2    # Figure 1 / Table 2 only
     keras-gn-study --full               # all of Fashion-MNIST, 5 seeds (hours), into ./classification_study_full
 
@@ -26,7 +26,7 @@ DEFAULT = study.StudyConfig()
 FLAGS = flags.FLAGS
 
 cli.define_flags(study.StudyConfig)
-flags.DEFINE_bool("quick", False, f"Smoke run of every exhibit, about a minute on 2 cores: {study.QUICK}.")
+flags.DEFINE_bool("quick", False, f"Smoke run of every exhibit, under 2 minutes on 2 cores: {study.QUICK}.")
 flags.DEFINE_bool("full", False, f"Longer and on all of Fashion-MNIST: {study.FULL}.")
 
 

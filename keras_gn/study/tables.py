@@ -29,7 +29,9 @@ def _table2(results, config):
     """({method: {batch: cell}}, batches): BN and GN always (the paper's
     rows), then the configured Table 2 methods (`--norms`, Batch Renorm)
     that have results."""
-    batches = set(config.images_per_replica) | {r["images_per_replica"] for r in results if method(r) in ("bn", "gn")}
+    # BN's and GN's batches, and Batch Renorm's (4 images) even where they have none.
+    batches = set(config.images_per_replica)
+    batches |= {r["images_per_replica"] for r in results if method(r) in ("bn", "gn", "brn")}
     batches = sorted(batches, reverse=True)
     configured = {"bn", "gn", *config.norms, *(["brn"] if config.renorm_images_per_replica else [])}
     listed = [m for m in TABLE2_METHODS if m in configured] + [m for m in config.norms if m not in TABLE2_METHODS]
