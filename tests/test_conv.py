@@ -58,6 +58,24 @@ def _torch_ws_conv(x, kernel, bias, strides, padding, dilation, groups, epsilon,
     return conv(x, w_hat, bias, stride=strides, dilation=dilation, groups=groups)
 
 
+def _with_gradients(layer, x, cotangent, offset=0.0):
+    """layer(x) + offset and the gradients of sum((layer(x) + offset) *
+    cotangent) for x and the kernel, XLA-compiled: TensorFlow's eager CPU
+    Conv2D takes channels_first only where oneDNN is on (CPUs with AVX-512),
+    so the layer runs here as it does in a compiled training step."""
+
+    @tf.function(jit_compile=True)
+    def step(x, cotangent):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x) + offset
+            loss = tf.reduce_sum(y * cotangent)
+        dx, dw = tape.gradient(loss, [x, layer.kernel])
+        return y, dx, dw
+
+    return step(x, cotangent)
+
+
 def _relative_error(ours, reference):
     reference = np.asarray(reference, np.float64)
     return np.max(np.abs(np.asarray(ours, np.float64) - reference)) / np.max(np.abs(reference))
@@ -91,13 +109,8 @@ def test_outputs_and_gradients_match_pytorch(rank, padding, strides, dilation, g
     kernel = rng.normal(0.1, 0.5, layer.kernel.shape).astype(np.float32)  # a mean far from 0
     layer.kernel.assign(kernel)
 
-    xt = tf.constant(x)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(xt)
-        y = layer(xt)
-        cotangent = tf.constant(rng.normal(size=y.shape).astype(np.float32))
-        loss = tf.reduce_sum(y * cotangent)
-    dx, dw = tape.gradient(loss, [xt, layer.kernel])
+    cotangent = tf.constant(rng.normal(size=layer.compute_output_shape(shape)).astype(np.float32))
+    y, dx, dw = _with_gradients(layer, tf.constant(x), cotangent)
 
     x64 = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     w64 = torch.tensor(kernel, dtype=torch.float64, requires_grad=True)
@@ -154,12 +167,9 @@ def test_matches_timms_stdconv2d(tmp_path):
     padded = tf.constant(np.pad(ref["x"], ((0, 0), (0, 0), (1, 1), (1, 1))))
     layer.build(padded.shape)
     layer.set_weights([ref["weight"].transpose(2, 3, 1, 0)])
-    with tf.GradientTape() as tape:
-        tape.watch(padded)
-        # The bias added here: TF's CPU channels_first Conv2D adds it wrongly (see above).
-        y = layer(padded) + ref["bias"][:, None, None]
-        loss = tf.reduce_sum(y * ref["cotangent"])
-    dx_padded, dw = tape.gradient(loss, [padded, layer.kernel])
+    # The bias added here: TF's CPU channels_first Conv2D adds it wrongly (see above).
+    bias = tf.constant(ref["bias"][:, None, None])
+    y, dx_padded, dw = _with_gradients(layer, padded, tf.constant(ref["cotangent"]), offset=bias)
     assert _relative_error(y, ref["y"]) < 1e-5
     assert _relative_error(dx_padded[:, :, 1:-1, 1:-1], ref["dx"]) < 1e-5
     assert _relative_error(dw, ref["dweight"].transpose(2, 3, 1, 0)) < 1e-5
