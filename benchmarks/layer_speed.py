@@ -131,8 +131,6 @@ def _tf_contenders(shape, groups):
 
 
 def _torch_contender(shape, groups):
-    if not FLAGS.torch:
-        return None
     import os
 
     # torch's OpenMP threads otherwise keep spinning for a while after each
@@ -191,14 +189,14 @@ def _median_ms(callables, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run(shapes, groups, repeats, log=print):
+def run(shapes, groups, repeats, log=print, torch=True):
     """Measures every contender on every shape. Returns a list of rows."""
     import tensorflow as tf
 
     rows = []
     for shape in shapes:
         contenders = _tf_contenders(shape, groups)
-        torch_pair = _torch_contender(shape, groups)
+        torch_pair = _torch_contender(shape, groups) if torch else None
         for mode_index, mode in enumerate(("forward", "forward+backward")):
             for xla in (True, False):
                 callables = {name: tf.function(pair[mode_index], jit_compile=xla) for name, pair in contenders.items()}
@@ -381,7 +379,7 @@ def main(argv):
         f"{repeats} rounds per figure, {len(shapes)} shapes",
         file=sys.stderr,
     )
-    rows = run(shapes, FLAGS.groups, repeats, log=lambda s: print(s, file=sys.stderr, flush=True))
+    rows = run(shapes, FLAGS.groups, repeats, log=lambda s: print(s, file=sys.stderr, flush=True), torch=FLAGS.torch)
     summary = summarize(rows)
     print(markdown(rows, summary))
     if FLAGS.output:
