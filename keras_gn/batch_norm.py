@@ -21,7 +21,13 @@ DistributedDataParallel (rank 0's buffers are broadcast) and in Caffe2
 import keras
 from keras import ops
 
-__all__ = ["VirtualReplicaBatchNormalization"]
+__all__ = ["VirtualReplicaBatchNormalization", "check_virtual_replicas"]
+
+
+def check_virtual_replicas(virtual_replicas):
+    """Raises ValueError unless `virtual_replicas` is a positive int."""
+    if isinstance(virtual_replicas, bool) or not isinstance(virtual_replicas, int) or virtual_replicas < 1:
+        raise ValueError(f"virtual_replicas must be a positive integer; got {virtual_replicas!r}.")
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -37,8 +43,7 @@ class VirtualReplicaBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def __init__(self, virtual_replicas=1, **kwargs):
-        if isinstance(virtual_replicas, bool) or not isinstance(virtual_replicas, int) or virtual_replicas < 1:
-            raise ValueError(f"virtual_replicas must be a positive integer; got {virtual_replicas!r}.")
+        check_virtual_replicas(virtual_replicas)
         if kwargs.get("synchronized"):
             raise ValueError(
                 "synchronized=True takes the statistics over the whole batch; it cannot be combined with "
@@ -81,13 +86,11 @@ class VirtualReplicaBatchNormalization(keras.layers.BatchNormalization):
         beta = ops.reshape(ops.cast(self.beta, compute_dtype), broadcast) if self.center else None
         if self.renorm:
             r, d, _, _ = self._renorm_correction_and_moments(mean_rc, variance_rc)
-            r = ops.reshape(ops.stop_gradient(r), (replicas, *broadcast[1:]))
-            d = ops.reshape(ops.stop_gradient(d), (replicas, *broadcast[1:]))
-            # (x_hat * r + d) * gamma + beta, slice by slice.
-            gamma, beta = (
-                (r if gamma is None else r * gamma),
-                (d if gamma is None else d * gamma) + (0.0 if beta is None else beta),
-            )
+            # (x_hat * r + d) * gamma + beta, slice by slice: Keras's own
+            # composition, on r and d of shape (R, 1, ..., C, ...).
+            r = ops.reshape(r, (replicas, *broadcast[1:]))
+            d = ops.reshape(d, (replicas, *broadcast[1:]))
+            gamma, beta = self._compose_transforms(r, d, gamma, beta, compute_dtype)
             self._update_renorm_statistics(mean_rc[0], variance_rc[0])
         else:
             momentum = self.momentum

@@ -17,7 +17,7 @@ import sys
 
 import keras
 
-from keras_gn.batch_norm import VirtualReplicaBatchNormalization
+from keras_gn.batch_norm import VirtualReplicaBatchNormalization, check_virtual_replicas
 from keras_gn.layers import GroupNormalization
 
 __all__ = ["normalization", "NORMALIZATIONS"]
@@ -144,8 +144,7 @@ def normalization(
         if key not in table:
             raise ValueError(f"Unknown normalization {norm!r}; known: {', '.join(table)}.")
         cls, defaults = table[key]
-        if isinstance(virtual_replicas, bool) or not isinstance(virtual_replicas, int) or virtual_replicas < 1:
-            raise ValueError(f"virtual_replicas must be a positive integer; got {virtual_replicas!r}.")
+        check_virtual_replicas(virtual_replicas)
         if virtual_replicas > 1 and key in _PER_REPLICA:
             if framework != "keras":
                 raise ValueError(f"virtual_replicas needs framework='keras'; got {framework!r}.")

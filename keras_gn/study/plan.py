@@ -46,9 +46,8 @@ def plan(config):
         table3_only = [c for c in table3 if c not in shared]
     runs = []
     for seed in range(max(config.seeds, config.table3_seeds if table3_only else 0)):
-        for norm, groups, group_size, batch, ws in cells * (seed < config.seeds) + table3_only * (
-            seed < config.table3_seeds
-        ):
+        seeded = (cells if seed < config.seeds else []) + (table3_only if seed < config.table3_seeds else [])
+        for norm, groups, group_size, batch, ws in seeded:
             run = Run(norm, int(batch), seed, groups, group_size, ws)
             if run not in runs:
                 runs.append(run)

@@ -107,7 +107,7 @@ def report_markdown(results, config):
         f"{config.dataset} ({config.train_examples} training, {config.eval_examples} validation images); "
         f"ResNet-{config.depth} (width {config.width}, {config.stem} stem), "
         f"{config.epochs} epoch{'s' * (config.epochs != 1)} at every batch, "
-        f"{_replicas(results, config)}, "
+        f"{_replicas(config)}, "
         f"lr {config.base_learning_rate} × global batch / {config.base_batch}, ÷10 at 30/60/90% of training, "
         f"weight decay {config.weight_decay} on every weight, GN with G = {config.groups}; "
         f"validation error (%), {spread}. "
@@ -188,7 +188,7 @@ def _table3_section(results, config):
     ]
 
 
-def _replicas(results, config):
+def _replicas(config):
     if config.replicas == 1:
         return "one replica per step"
     return (
