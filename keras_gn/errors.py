@@ -21,13 +21,19 @@ class CheckpointError(RunError):
     """A checkpoint that cannot be read."""
 
 
-def checkpoint_error(path, error, remedy):
-    """A `CheckpointError` naming `path`, the cause `error` and the `remedy`."""
+def describe(error):
+    """ "Type: message" of an exception on one line, the message cut at 200
+    characters."""
     reason = " ".join(str(error).split())
     if len(reason) > 200:
         reason = reason[:200] + "..."
+    return f"{type(error).__name__}: {reason}"
+
+
+def checkpoint_error(path, error, remedy):
+    """A `CheckpointError` naming `path`, the cause `error` and the `remedy`."""
     return CheckpointError(
-        f"cannot read the checkpoint {path}: it looks truncated or corrupt ({type(error).__name__}: {reason}). {remedy}"
+        f"cannot read the checkpoint {path}: it looks truncated or corrupt ({describe(error)}). {remedy}"
     )
 
 

@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from keras_gn import data
-from keras_gn.errors import checkpoint_error
+from keras_gn.errors import checkpoint_error, describe
 from keras_gn.models import resnet
 from keras_gn.models.resnet import STAGE_SIZES, check_groups
 from keras_gn.norms import NORMALIZATIONS
@@ -142,10 +142,9 @@ class _Backup(keras.callbacks.BackupAndRestore):
                 failures.append((weights, error))
                 continue
             for path, error in failures:  # a kill while backing up: say what is trained again
-                reason = " ".join(str(error).split())[:200]
                 epoch = self.model._initial_epoch
                 print(
-                    f"Passed over the last backup {path}: it cannot be read ({type(error).__name__}: {reason}). "
+                    f"Passed over the last backup {path}: it cannot be read ({describe(error)}). "
                     f"Resuming from the backup before it ({weights}): training starts again at epoch {epoch + 1}.",
                     flush=True,
                 )
