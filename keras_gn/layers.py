@@ -38,6 +38,16 @@ def resolve_groups(channels, groups=None, group_size=None):
     return groups
 
 
+def core_mode(input_shape):
+    """The core's `compiled` argument for a layer built on `input_shape`:
+    None (XLA-compiled where a graph's sizes are static) when every size
+    but the batch is known, and False (plain TensorFlow ops) when the model
+    leaves sizes open, as detectors and segmenters that see every image
+    size do: there no shape repeats, and a compiled core would compile
+    again at each one."""
+    return None if all(size is not None for size in tuple(input_shape)[1:]) else False
+
+
 def validate_arguments(groups, group_size, axis, epsilon):
     """Raises at construction for arguments no input can make valid."""
     if groups is not None and group_size is not None:
@@ -179,6 +189,7 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
         except ValueError as error:
             raise ValueError(f"{error} (layer {self.name!r}, input shape {tuple(input_shape)})") from None
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
+        self._compiled = core_mode(input_shape)
         # Kept in float32 under mixed precision (not autocast): the scale and
         # shift are folded in float32 with the statistics.
         self.gamma = None
@@ -215,7 +226,9 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
         gamma = None if self.gamma is None else self.gamma.value
         beta = None if self.beta is None else self.beta.value
         if keras.backend.backend() == "tensorflow":
-            outputs = gn_ops.group_norm(inputs, gamma, beta, self._num_groups, self.axis, self.epsilon)
+            outputs = gn_ops.group_norm(
+                inputs, gamma, beta, self._num_groups, self.axis, self.epsilon, compiled=self._compiled
+            )
         else:
             outputs = gn_ops.keras_group_norm(inputs, gamma, beta, self._num_groups, self.axis, self.epsilon)
         return keras.ops.cast(outputs, self.compute_dtype)

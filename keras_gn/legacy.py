@@ -24,7 +24,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
 
 from keras_gn import conv
 from keras_gn import ops as gn_ops
-from keras_gn.layers import GroupNormArguments, resolve_groups
+from keras_gn.layers import GroupNormArguments, core_mode, resolve_groups
 
 __all__ = ["GroupNormalization", "WSConv1D", "WSConv2D", "WSConv3D", "WS_TWINS"]
 
@@ -53,6 +53,7 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
         except ValueError as error:
             raise ValueError(f"{error} (layer {self.name!r}, input shape {input_shape})") from None
         self.input_spec = tf_keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
+        self._compiled = core_mode(input_shape.as_list())
         # The policy's variable dtype (float32 under mixed precision), as the Keras 3 layer.
         self.gamma = self.beta = None
         if self.scale:
@@ -79,7 +80,9 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
 
     def call(self, inputs, training=None, mask=None):
         gn_ops.check_float(inputs.dtype.name, self.name)
-        outputs = gn_ops.group_norm(inputs, self.gamma, self.beta, self.num_groups, self.axis, self.epsilon)
+        outputs = gn_ops.group_norm(
+            inputs, self.gamma, self.beta, self.num_groups, self.axis, self.epsilon, compiled=self._compiled
+        )
         return tf.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -24,6 +24,7 @@ Two implementations with the same numbers:
   backend's autodiff.
 """
 
+import math
 import numbers
 
 import keras
@@ -122,13 +123,27 @@ def _accumulator(dtype):
     return tf.float64 if dtype == tf.float64 else tf.float32
 
 
+def _positions(x, channels_last):
+    """The number of positions per (sample, channel): a Python int when
+    every spatial size is static (whatever the batch), else a scalar tensor."""
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    if all(size is not None for size in spatial):
+        return math.prod(spatial)
+    sizes = tf.shape(x)[1:-1] if channels_last else tf.shape(x)[2:]
+    return tf.reduce_prod(sizes)
+
+
 def _view(x, channels_last, dtype):
-    """x as [N, S, C] (channels_last) or [N, C, S], S = all positions."""
+    """x as [N, S, C] (channels_last) or [N, C, S], S = all positions; S is
+    static whenever the spatial sizes are, so that the CPU's sums apply
+    under an unknown batch too. No -1 in the shape: an empty batch has no
+    size to infer it from."""
     batch = tf.shape(x)[0]
+    positions = _positions(x, channels_last)
     if channels_last:
-        shape = tf.stack([batch, -1, x.shape[-1]])
+        shape = tf.stack([batch, positions, x.shape[-1]])
     else:
-        shape = tf.stack([batch, x.shape[1], -1])
+        shape = tf.stack([batch, x.shape[1], positions])
     return tf.cast(tf.reshape(x, shape), dtype)
 
 
@@ -182,15 +197,17 @@ def _matmul_sums(t, channels_last):
     return tf.matmul(t, ones)[:, :, 0]
 
 
-def _channel_sums(t, channels_last, matmul):
-    """Per-(sample, channel) sums over the positions of a view: [N, C]."""
+def _channel_sums(t, channels_last, sums):
+    """Per-(sample, channel) sums over the positions of a view: [N, C].
+
+    `sums`: "matmul" (the CPU) for matrix products in blocks of at most
+    BLOCK positions, summed again block by block; "xla" for XLA's own
+    reduction, exact to a few ulps at any size (GPU and TPU, and the only
+    choice when the number of positions is known only at run time)."""
     axis = 1 if channels_last else 2
     positions = t.shape[axis]
-    if not matmul or positions is None:
-        # XLA's own reduction: exact to a few ulps at any size (the only
-        # choice when the number of positions is known only at run time).
+    if sums == "xla" or positions is None:
         return tf.reduce_sum(t, axis=axis)
-    channels = t.shape[2 if channels_last else 1]
     while positions > BLOCK:
         # [N, S, C] -> [N * S/L, L, C]: per-block sums -> [N, S/L, C], and
         # the same again over the blocks until few enough remain.
@@ -201,6 +218,7 @@ def _channel_sums(t, channels_last, matmul):
             t = tf.pad(t, pad)
             positions += -positions % length
         blocks = positions // length
+        channels = t.shape[2 if channels_last else 1]
         if channels_last:
             t = tf.reshape(_matmul_sums(tf.reshape(t, [-1, length, channels]), True), [-1, blocks, channels])
         else:
@@ -236,7 +254,7 @@ def _group_count(view, groups, channels_last):
     return tf.cast(positions * (view.shape[-1 if channels_last else 1] // groups), view.dtype)
 
 
-def _moments(v, groups, channels_last, matmul):
+def _moments(v, groups, channels_last, sums):
     """Per-(sample, group) statistics of a view in two passes around a shift:
     `shift`, the group's first value; `offset`, the mean of v - shift
     rounded to the accumulator; `residual`, the mean of v - shift - offset
@@ -253,10 +271,10 @@ def _moments(v, groups, channels_last, matmul):
     count = _group_count(v, groups, channels_last)
     shift = v[:, 0, ::size] if channels_last else v[:, ::size, 0]  # [N, G]
     centered = v - _broadcast(shift, channels, channels_last)
-    offset = _group_sums(_channel_sums(centered, channels_last, matmul), groups) / count
+    offset = _group_sums(_channel_sums(centered, channels_last, sums), groups) / count
     deviation = centered - _broadcast(offset, channels, channels_last)
-    residual = _group_sums(_channel_sums(deviation, channels_last, matmul), groups) / count
-    var = _group_sums(_channel_sums(tf.square(deviation), channels_last, matmul), groups) / count
+    residual = _group_sums(_channel_sums(deviation, channels_last, sums), groups) / count
+    var = _group_sums(_channel_sums(tf.square(deviation), channels_last, sums), groups) / count
     return shift, offset, residual, tf.maximum(var - tf.square(residual), 0.0)
 
 
@@ -268,14 +286,13 @@ def _centered(v, shift, offset, residual, channels_last):
     return centered - _broadcast(residual, channels, channels_last)
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _forward(x, gamma, beta, groups, channels_last, epsilon, matmul):
+def _forward(x, gamma, beta, groups, channels_last, epsilon, sums):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     # The casts are fused by XLA: no float32 copy of x is kept, but every sum
     # is accumulated in float32.
     v = _view(x, channels_last, acc)
-    shift, offset, residual, var = _moments(v, groups, channels_last, matmul)
+    shift, offset, residual, var = _moments(v, groups, channels_last, sums)
     inv = tf.math.rsqrt(var + epsilon)
     # y = (x - mean) * scale + beta, scale = gamma / sigma per (sample,
     # channel). Not folded into x * scale + (beta - mean * scale), whose two
@@ -285,8 +302,7 @@ def _forward(x, gamma, beta, groups, channels_last, epsilon, matmul):
     return tf.reshape(tf.cast(y, x.dtype), tf.shape(x)), shift, offset, residual, inv
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last, matmul):
+def _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last, sums):
     acc = _accumulator(x.dtype)
     channels = x.shape[-1 if channels_last else 1]
     v = _view(x, channels_last, acc)
@@ -297,8 +313,8 @@ def _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last,
     centered = _centered(v, shift, offset, residual, channels_last)
 
     # Per-(sample, channel) sums of dy and dy * xhat: [N, C].
-    sum_dy = _channel_sums(d, channels_last, matmul)
-    sum_dy_xhat = _channel_sums(d * centered, channels_last, matmul) * tf.repeat(inv, channels // groups, axis=1)
+    sum_dy = _channel_sums(d, channels_last, sums)
+    sum_dy_xhat = _channel_sums(d * centered, channels_last, sums) * tf.repeat(inv, channels // groups, axis=1)
     dbeta = tf.reduce_sum(sum_dy, axis=0)
     dgamma = tf.reduce_sum(sum_dy_xhat, axis=0)
 
@@ -312,7 +328,7 @@ def _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last,
     return dx, dgamma, dbeta
 
 
-def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
+def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5, compiled=None):
     """Group Normalization of `x`, on TensorFlow with an XLA-compiled core.
 
     Args:
@@ -327,6 +343,12 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
         last axis and back).
       epsilon: added to the variance, > 0 (the paper's 1e-5 by default).
         Python or NumPy numbers alike, as `groups`.
+      compiled: whether forward and backward run as XLA-compiled functions
+        of their own (one program per input shape, reused while the shape
+        repeats): None (default) inside a graph whose spatial sizes are
+        static; False for plain TensorFlow ops, which compile nothing at a
+        new shape; True always (eager calls too). Under a caller's own XLA
+        compilation either way becomes part of the caller's program.
 
     Returns:
       A tensor of x's shape and dtype. The statistics and the scale are
@@ -355,25 +377,187 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5):
         if param.shape.rank != 1 or param.shape[0] != channels:
             raise ValueError(f"{name} must have shape [{channels}] (one value per channel); got {param.shape}.")
     if channel_axis in (1, rank - 1):
-        return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, float(epsilon))
+        return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, float(epsilon), compiled)
     # Channels elsewhere: normalise them as channels_last.
     perm = [i for i in range(rank) if i != channel_axis] + [channel_axis]
-    y = _group_norm(tf.transpose(x, perm), gamma, beta, groups, True, float(epsilon))
+    y = _group_norm(tf.transpose(x, perm), gamma, beta, groups, True, float(epsilon), compiled)
     return tf.transpose(y, np.argsort(perm))
 
 
-def _group_norm(x, gamma, beta, groups, channels_last, epsilon):
-    # The choice of sums is an argument of the compiled functions, so that
-    # it is part of their trace key (see `set_cpu_sums`).
-    matmul = _sum_by_matmul()
+# The same passes for open sizes: the view keeps x's axes, with the channels
+# split into [G, C/G], and every statistic keeps its dimensions, so that it
+# broadcasts with no op of its own: few ops, which matters where a new shape
+# would otherwise trace and optimize many (eager calls, graphs traced at
+# each new size). Each sum runs over one or two axes at a time (the
+# innermost spatial axis with the group's channels, then every other
+# spatial axis), so that no run of terms is longer than one axis of the map.
+
+
+def _open_layout(rank, channels_last):
+    """(spatial axes, the axis of the channels within a group) of the open view."""
+    if channels_last:  # [N, *spatial, G, C/G]
+        return list(range(1, rank - 1)), rank
+    return list(range(3, rank + 1)), 2  # [N, G, C/G, *spatial]
+
+
+def _open_view(x, groups, channels_last, dtype):
+    shape = tf.shape(x)
+    channels = shape[-1] if channels_last else shape[1]
+    split = tf.stack([groups, channels // groups])
+    if channels_last:
+        view = tf.concat([shape[:-1], split], 0)
+    else:
+        view = tf.concat([shape[:1], split, shape[2:]], 0)
+    return tf.cast(tf.reshape(x, view), dtype)
+
+
+def _open_param(p, rank, inner, groups, dtype):
+    """[C] -> the open view's [1, ..., G, C/G, ..., 1]."""
+    shape = [1] * (rank + 1)
+    shape[inner - 1 : inner + 1] = [groups, -1]
+    return tf.reshape(tf.cast(p, dtype), shape)
+
+
+def _spatial_sum(t, spatial, inner=None):
+    """Sums over the spatial axes (and the `inner` one with the innermost),
+    keeping dimensions, one axis (pair) at a time from the innermost: a
+    plain reduction adds its terms one after another, so that its error
+    grows with their number, which one axis of a map bounds. A single
+    spatial axis ([N, L, C] inputs: sequences, signals) bounds nothing:
+    there float32 terms are added in float64."""
+    if not spatial:
+        return t if inner is None else tf.reduce_sum(t, axis=inner, keepdims=True)
+    first = [spatial[-1]] if inner is None else [spatial[-1], inner]
+    if len(spatial) == 1 and t.dtype == tf.float32:
+        return tf.cast(tf.reduce_sum(tf.cast(t, tf.float64), axis=first, keepdims=True), t.dtype)
+    t = tf.reduce_sum(t, axis=first, keepdims=True)
+    for axis in reversed(spatial[:-1]):
+        t = tf.reduce_sum(t, axis=axis, keepdims=True)
+    return t
+
+
+def _forward_open(x, gamma, beta, groups, channels_last, epsilon):
+    acc = _accumulator(x.dtype)
+    rank = x.shape.rank
+    spatial, inner = _open_layout(rank, channels_last)
+    v = _open_view(x, groups, channels_last, acc)
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(v), [*spatial, inner])), acc)
+    first = tuple(slice(0, 1) if axis in spatial or axis == inner else slice(None) for axis in range(rank + 1))
+    # The passes of `_moments`: around the group's first value, the mean of
+    # the deviations (the offset's rounding) taken out.
+    centered = v - v[first]
+    offset = _spatial_sum(centered, spatial, inner) / count
+    deviation = centered - offset
+    residual = _spatial_sum(deviation, spatial, inner) / count
+    var = tf.maximum(_spatial_sum(tf.square(deviation), spatial, inner) / count - tf.square(residual), 0.0)
+    inv = tf.math.rsqrt(var + epsilon)
+    scale = inv * _open_param(gamma, rank, inner, groups, acc)
+    y = (deviation - residual) * scale + _open_param(beta, rank, inner, groups, acc)
+    return tf.reshape(tf.cast(y, x.dtype), tf.shape(x)), v[first], offset, residual, inv
+
+
+def _backward_open(dy, x, gamma, shift, offset, residual, inv, groups, channels_last):
+    acc = _accumulator(x.dtype)
+    rank = x.shape.rank
+    spatial, inner = _open_layout(rank, channels_last)
+    v = _open_view(x, groups, channels_last, acc)
+    d = _open_view(dy, groups, channels_last, acc)
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(v), [*spatial, inner])), acc)
+    g = _open_param(gamma, rank, inner, groups, acc)
+    xhat = (((v - shift) - offset) - residual) * inv
+    # Per-(sample, channel) sums of dy and dy * xhat, as `_backward`.
+    sum_dy = _spatial_sum(d, spatial)
+    sum_dy_xhat = _spatial_sum(d * xhat, spatial)
+    dbeta = tf.reshape(tf.reduce_sum(sum_dy, axis=0), [-1])
+    dgamma = tf.reshape(tf.reduce_sum(sum_dy_xhat, axis=0), [-1])
+    mean_g_dy = tf.reduce_sum(g * sum_dy, axis=inner, keepdims=True) / count
+    mean_g_dy_xhat = tf.reduce_sum(g * sum_dy_xhat, axis=inner, keepdims=True) / count
+    dx = inv * (g * d - mean_g_dy - xhat * mean_g_dy_xhat)
+    return tf.reshape(tf.cast(dx, x.dtype), tf.shape(x)), dgamma, dbeta
+
+
+# (pass, signature, constants, XLA) -> the pass as a tf.function.
+_FUNCTIONS = {}
+
+
+def _signature(t, open_axes):
+    """The TensorSpec of a pass's argument, with the sizes on `open_axes` left open."""
+    return tf.TensorSpec([None if axis in open_axes else size for axis, size in enumerate(t.shape)], t.dtype)
+
+
+def _function(name, fn, tensors, constants, xla):
+    """`fn(*tensors, *constants)` as a `tf.function`, made once per signature
+    and kept: with `xla`, XLA-compiled with the batch open (one trace per
+    layer shape; XLA compiles it per batch size as it runs, then reuses
+    it); without, a plain graph with every size open, the channels' too
+    (one trace per number of groups, epsilon, rank and layout: an eager
+    call is one graph call instead of some forty eager ops, and a new shape
+    or channel count traces and compiles nothing).
+    A graph that calls it holds one call, not the ops: it is traced once,
+    not again in every graph that uses it."""
+    signature = []
+    for t in tensors:
+        if not xla:  # every size open, the channels' too
+            open_axes = range(t.shape.rank)
+        else:  # the batch of x, dy and the [N, G] statistics; [C] parameters as they are
+            open_axes = [0] if t.shape.rank > 1 else []
+        signature.append(_signature(t, open_axes))
+    key = (name, tuple((spec.dtype, tuple(spec.shape)) for spec in signature), constants, xla)
+    function = _FUNCTIONS.get(key)
+    if function is None:
+        function = tf.function(
+            lambda *args: fn(*args, *constants),
+            input_signature=signature,
+            jit_compile=xla,
+            autograph=False,
+            # Not inlined into the caller's graph: instantiated once, not
+            # optimized again with every graph that calls it.
+            experimental_attributes=None if xla else {"_noinline": True},
+        )
+        _FUNCTIONS[key] = function
+    return function(*tensors)
+
+
+def _compile_core(x, compiled):
+    """Whether the core runs as XLA-compiled functions of its own: with
+    `compiled=None`, inside a graph (a `tf.function`, `fit`, `predict`, a
+    SavedModel) whose spatial sizes are static, where the program is
+    compiled once per layer shape and batch size and then reused; a
+    caller's own XLA compilation (`jit_compile=True`, TPU) inlines it.
+    Otherwise the same formula runs as a plain TensorFlow graph whose sizes
+    are open: a new input shape then traces and compiles nothing."""
+    if compiled is not None:
+        return bool(compiled)
+    return not tf.executing_eagerly() and all(size is not None for size in x.shape[1:])
+
+
+def _group_norm(x, gamma, beta, groups, channels_last, epsilon, compiled=None):
+    compile_core = _compile_core(x, compiled)
+    # How the passes sum (see `_channel_sums`) is an argument of theirs, so
+    # that it is part of the functions' keys (see `set_cpu_sums`).
+    sums = "matmul" if _sum_by_matmul() else "xla"
+    if compile_core:
+        forward, backward, extra = _forward, _backward, (sums,)
+    else:
+        forward, backward, extra = _forward_open, _backward_open, ()
+
+    def run(name, fn, tensors, constants):
+        return _function(name, fn, tensors, constants, compile_core)
 
     @tf.custom_gradient
     def fn(x, gamma, beta):
-        y, shift, offset, residual, inv = _forward(x, gamma, beta, groups, channels_last, epsilon, matmul)
+        y, shift, offset, residual, inv = run(
+            "forward", forward, (x, gamma, beta), (groups, channels_last, epsilon, *extra)
+        )
+        # The open functions know no size: give the graph back x's.
+        y = tf.ensure_shape(y, x.shape)
 
         def grad(dy):
-            dx, dgamma, dbeta = _backward(dy, x, gamma, shift, offset, residual, inv, groups, channels_last, matmul)
-            return dx, tf.cast(dgamma, gamma.dtype), tf.cast(dbeta, beta.dtype)
+            tensors = (dy, x, gamma, shift, offset, residual, inv)
+            dx, dgamma, dbeta = run("backward", backward, tensors, (groups, channels_last, *extra))
+            dx = tf.ensure_shape(dx, x.shape)
+            dgamma = tf.ensure_shape(tf.cast(dgamma, gamma.dtype), gamma.shape)
+            return dx, dgamma, tf.ensure_shape(tf.cast(dbeta, beta.dtype), beta.shape)
 
         return y, grad
 

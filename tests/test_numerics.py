@@ -3,6 +3,7 @@ NumPy reference: float32 inputs beyond float16's range under mixed precision,
 groups of 2**24 elements on the CPU sums, means large against the spread,
 constants; and the user's NumPy numbers as arguments."""
 
+import functools
 import json
 
 import keras
@@ -18,6 +19,14 @@ from keras_gn import legacy  # noqa: E402
 
 # Largest error of one rounding of a value in [-4, 4] to the output dtype.
 HALF_ULP = {"float16": 2.0**-9, "bfloat16": 2.0**-6}
+
+
+@pytest.fixture(params=[True, False], ids=["compiled_core", "open_core"])
+def gn(request):
+    """`ops.group_norm` in each of its two ways: the XLA-compiled core (what
+    a graph with static sizes runs) and the plain graph of open sizes (eager
+    calls, models with open sizes)."""
+    return functools.partial(ops.group_norm, compiled=request.param)
 
 
 def _rng(seed=0):
@@ -59,11 +68,11 @@ def sums(request):
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_sums_exact_for_a_group_of_2_to_the_24_elements(channels_last, sums):
+def test_sums_exact_for_a_group_of_2_to_the_24_elements(channels_last, sums, gn):
     shape = (1, 256, 256, 256, 2) if channels_last else (1, 2, 256, 256, 256)
     x = _rng().random(shape, dtype=np.float32)  # uniform [0, 1): the mean is large against the last digits
     axis = -1 if channels_last else 1
-    y = ops.group_norm(x, None, None, 2, axis).numpy()
+    y = gn(x, None, None, 2, axis).numpy()
     error = np.abs(y - reference.group_norm(x, None, None, 2, axis)).max()
     assert error <= 1e-5, error
 
@@ -74,7 +83,7 @@ def test_the_default_on_this_machine_is_the_cpu_sums():
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_gradients_exact_for_large_groups(channels_last, sums):
+def test_gradients_exact_for_large_groups(channels_last, sums, gn):
     positions = 2**22
     shape = (1, positions, 4) if channels_last else (1, 4, positions)
     axis = -1 if channels_last else 1
@@ -86,7 +95,7 @@ def test_gradients_exact_for_large_groups(channels_last, sums):
     xt, gt, bt = tf.constant(x), tf.constant(gamma), tf.constant(beta)
     with tf.GradientTape() as tape:
         tape.watch([xt, gt, bt])
-        y = ops.group_norm(xt, gt, bt, 2, axis)
+        y = gn(xt, gt, bt, 2, axis)
     dx, dgamma, dbeta = tape.gradient(y, [xt, gt, bt], output_gradients=tf.constant(dy))
     ref_dx, ref_dgamma, ref_dbeta = reference.group_norm_grad(x, gamma, dy, 2, axis)
     # Relative to the size of each gradient: they are sums over 2**22 terms.
@@ -139,7 +148,7 @@ def test_mean_large_against_the_spread_loses_no_digits(name):
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("mean", [0.0, 5.0])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_no_systematic_offset_per_group(seed, mean, channels_last):
+def test_no_systematic_offset_per_group(seed, mean, channels_last, gn):
     """The mean of (float64 reference - output), over the whole output and
     over each group, is at rounding level: outputs are not shifted by the
     float32 rounding of the group's mean. Statistics around the group's
@@ -155,7 +164,7 @@ def test_no_systematic_offset_per_group(seed, mean, channels_last):
     gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
     expected = reference.group_norm(x, gamma, beta, 3, axis=axis)
     outputs = [
-        ("ops.group_norm", ops.group_norm(x, gamma, beta, 3, axis=axis).numpy()),
+        ("ops.group_norm", gn(x, gamma, beta, 3, axis=axis).numpy()),
         ("ops.keras_group_norm", np.asarray(ops.keras_group_norm(tf.constant(x), gamma, beta, 3, axis=axis))),
     ]
     for path, y in outputs:
@@ -165,13 +174,13 @@ def test_no_systematic_offset_per_group(seed, mean, channels_last):
         assert np.abs(per_group).max() <= 2e-7, (path, np.abs(per_group).max())
 
 
-def test_gradient_of_a_constant_input_is_finite_and_exact():
+def test_gradient_of_a_constant_input_is_finite_and_exact(gn):
     x = tf.constant(np.full((1, 4, 4, 4), 1e4, np.float32))
     dy = _rng(4).normal(size=(1, 4, 4, 4)).astype(np.float32)
     gamma = np.array([1.0, 2.0, -1.0, 0.5], np.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = ops.group_norm(x, gamma, np.zeros(4, np.float32), 2)
+        y = gn(x, gamma, np.zeros(4, np.float32), 2)
     dx = tape.gradient(y, x, output_gradients=tf.constant(dy)).numpy()
     ref_dx, _, _ = reference.group_norm_grad(x.numpy(), gamma, dy, 2, -1)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-3 * np.abs(ref_dx).max())
@@ -203,10 +212,10 @@ def test_numpy_numbers_are_accepted_for_every_numeric_argument(framework, kwargs
     assert cls.from_config(config).get_config() == config
 
 
-def test_numpy_numbers_are_accepted_by_the_ops():
+def test_numpy_numbers_are_accepted_by_the_ops(gn):
     x = _rng(6).normal(size=(2, 3, 8)).astype(np.float32)
     expected = reference.group_norm(x, None, None, 4, -1, 1e-3)
-    y = ops.group_norm(x, None, None, np.int64(4), np.int64(-1), np.float32(1e-3)).numpy()
+    y = gn(x, None, None, np.int64(4), np.int64(-1), np.float32(1e-3)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=3e-5)
     y = np.asarray(ops.keras_group_norm(tf.constant(x), None, None, np.int64(4), np.int32(-1), np.float32(1e-3)))
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=3e-5)

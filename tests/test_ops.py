@@ -1,5 +1,7 @@
 """The TensorFlow core and the keras.ops path against the NumPy reference."""
 
+import functools
+
 import numpy as np
 import pytest
 import reference
@@ -21,6 +23,14 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=[True, False], ids=["compiled_core", "open_core"])
+def gn(request):
+    """`ops.group_norm` in each of its two ways: the XLA-compiled core (what
+    a graph with static sizes runs) and the plain graph of open sizes (eager
+    calls, models with open sizes)."""
+    return functools.partial(ops.group_norm, compiled=request.param)
+
+
 def _inputs(shape, axis, seed=0):
     rng = np.random.default_rng(seed)
     channels = shape[axis]
@@ -32,16 +42,16 @@ def _inputs(shape, axis, seed=0):
 
 @pytest.mark.parametrize("shape,axis,groups", CASES)
 @pytest.mark.parametrize("center,scale", [(True, True), (False, True), (True, False), (False, False)])
-def test_forward_matches_reference(shape, axis, groups, center, scale):
+def test_forward_matches_reference(shape, axis, groups, center, scale, gn):
     x, gamma, beta = _inputs(shape, axis)
     gamma = gamma if scale else None
     beta = beta if center else None
     expected = reference.group_norm(x, gamma, beta, groups, axis)
     f32 = lambda a: None if a is None else a.astype(np.float32)
-    got = ops.group_norm(f32(x), f32(gamma), f32(beta), groups, axis).numpy()
+    got = gn(f32(x), f32(gamma), f32(beta), groups, axis).numpy()
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=2e-5)
-    got64 = ops.group_norm(x, gamma, beta, groups, axis).numpy()
+    got64 = gn(x, gamma, beta, groups, axis).numpy()
     np.testing.assert_allclose(got64, expected, rtol=1e-10, atol=1e-10)
     via_keras = ops.keras_group_norm(tf.constant(f32(x)), f32(gamma), f32(beta), groups, axis).numpy()
     np.testing.assert_allclose(via_keras, expected, rtol=1e-4, atol=2e-5)
@@ -78,14 +88,14 @@ def test_gradients_match_autodiff_of_plain_formula(shape, axis, groups, jit):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-9, err_msg=name)
 
 
-def test_gradients_match_finite_differences():
+def test_gradients_match_finite_differences(gn):
     x, gamma, beta = (tf.constant(a) for a in _inputs((2, 3, 3, 4), -1, seed=3))
-    theoretical, numerical = tf.test.compute_gradient(lambda x, g, b: ops.group_norm(x, g, b, 2), [x, gamma, beta])
+    theoretical, numerical = tf.test.compute_gradient(lambda x, g, b: gn(x, g, b, 2), [x, gamma, beta])
     for t, n in zip(theoretical, numerical):
         np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6)
 
 
-def test_float32_gradients_close_to_float64():
+def test_float32_gradients_close_to_float64(gn):
     x, gamma, beta = _inputs((2, 7, 7, 64), -1, seed=4)
     dy = np.random.default_rng(5).normal(size=x.shape)
 
@@ -93,25 +103,25 @@ def test_float32_gradients_close_to_float64():
         t = [tf.constant(a.astype(dtype)) for a in (x, gamma, beta)]
         with tf.GradientTape() as tape:
             tape.watch(t)
-            loss = tf.reduce_sum(ops.group_norm(*t, 32) * dy.astype(dtype))
+            loss = tf.reduce_sum(gn(*t, 32) * dy.astype(dtype))
         return [g.numpy() for g in tape.gradient(loss, t)]
 
     for a, b in zip(grads(np.float32), grads(np.float64)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
-def test_large_mean_small_spread_is_accurate():
+def test_large_mean_small_spread_is_accurate(gn):
     # A mean 1e4 times the spread: a one-pass E[x^2] - E[x]^2 in float32
     # would lose every digit of the variance here.
     rng = np.random.default_rng(6)
     x = (1e4 + rng.normal(size=(2, 8, 8, 32))).astype(np.float32)
-    got = ops.group_norm(x, None, None, 4).numpy()
+    got = gn(x, None, None, 4).numpy()
     np.testing.assert_allclose(got, reference.group_norm(x, None, None, 4), atol=5e-3)
 
 
-def test_inside_user_jit_function_and_dynamic_batch():
+def test_inside_user_jit_function_and_dynamic_batch(gn):
     fn = tf.function(
-        lambda x: ops.group_norm(x, None, None, 4),
+        lambda x: gn(x, None, None, 4),
         jit_compile=True,
         input_signature=[tf.TensorSpec([None, 5, 5, 8], tf.float32)],
     )
