@@ -10,10 +10,10 @@ from keras_gn import _startup  # noqa: F401, I001
 
 from keras_gn import conv, models, ops
 from keras_gn.batch_norm import VirtualReplicaBatchNormalization
-from keras_gn.conv import WSConv1D, WSConv2D, WSConv3D, fold_weight_standardization
+from keras_gn.conv import WSConv1D, WSConv2D, WSConv3D
 from keras_gn.layers import GroupNormalization, instance_norm, layer_norm
 from keras_gn.norms import normalization
-from keras_gn.replace import replace_normalization
+from keras_gn.replace import fold_weight_standardization, replace_normalization
 
 __version__ = "0.1.0"
 

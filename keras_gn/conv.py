@@ -21,9 +21,9 @@ the gradient of `w` flows through it (a kernel *constraint* would not).
   only the kernel handed to the parent's convolution changes, so padding,
   dilation and groups behave exactly as Keras's own. `keras_gn.legacy` has the
   tf_keras twins (the Model Garden's).
-* `fold_weight_standardization(model)`: the same model with plain convolutions
-  holding the standardized kernels, for serving and export.
-* `standardize_kernel(kernel, epsilon)`: the formula above, in `keras.ops`.
+* `keras_gn.fold_weight_standardization(model)` (in `keras_gn.replace`, with
+  the other model rewrites): the same model with plain convolutions holding
+  the standardized kernels, for serving and export.
 
 Epsilon. The references differ: the authors' code divides by the unbiased
 standard deviation plus 1e-5; BiT by sqrt(var + 1e-10); timm's `StdConv2d` by
@@ -49,18 +49,19 @@ import types
 
 import keras
 
-from keras_gn.ops import is_real
+from keras_gn import ops as gn_ops
 
 __all__ = [
     "WSConv1D",
     "WSConv2D",
     "WSConv3D",
+    "WS_TWINS",
     "EPSILON",
     "EPSILONS",
-    "standardize_kernel",
+    "WeightStandardized",
     "standardize_with",
-    "fold_weight_standardization",
     "check_epsilon",
+    "plain_twin",
 ]
 
 EPSILON = 1e-6  # timm's StdConv2d; see the module docstring for the choice
@@ -85,20 +86,9 @@ def standardize_with(kernel, epsilon, ops, convention="variance"):
     return centered / (ops.sqrt(variance * (fan_in / max(fan_in - 1, 1))) + epsilon)
 
 
-def standardize_kernel(kernel, epsilon=EPSILON, convention="variance"):
-    """The standardized kernel w_hat of `kernel` ([*kernel_size, in/groups,
-    out], Keras's layout), in `keras.ops` (any backend), in kernel's dtype."""
-    return standardize_with(kernel, epsilon, KERAS_OPS, convention)
-
-
 def check_epsilon(epsilon):
-    """Raises ValueError unless `epsilon` is a positive number."""
-    if not is_real(epsilon) or not epsilon > 0:
-        raise ValueError(
-            f"epsilon must be a positive number (added to each output channel's kernel variance, "
-            f"default {EPSILON}); got {epsilon!r}."
-        )
-    return float(epsilon)
+    """`epsilon` as a float, or ValueError unless it is a positive number."""
+    return gn_ops.check_epsilon(epsilon, f"added to each output channel's kernel variance, default {EPSILON}")
 
 
 def check_convention(convention):
@@ -150,61 +140,36 @@ class WeightStandardized:
         return {**super().get_config(), "epsilon": self.epsilon, "convention": self.convention}
 
 
-def ws_classes(K, mixin, module):
-    """{plain convolution class: its WS twin} for `Conv1D`, `Conv2D` and
-    `Conv3D` of the Keras module `K` (`keras` or `tf_keras`): classes
-    `WSConv{n}D` of `mixin` and the parent, defined in `module` and
-    registered as "keras_gn>WSConv{n}D" with that Keras."""
-    register = (keras.saving.register_keras_serializable if K is keras else K.utils.register_keras_serializable)(
-        package="keras_gn"
-    )
-    twins = {}
-    for parent in (K.layers.Conv1D, K.layers.Conv2D, K.layers.Conv3D):
-        doc = f"""`{K.__name__}.layers.{parent.__name__}` with Weight Standardization: the kernel is
+_WS_DOC = """`keras.layers.{parent}` with Weight Standardization: the kernel is
     standardized per output channel over its fan-in before the convolution,
     `(w - mean) / sqrt(var + epsilon)` (biased variance, `epsilon` default
-    {EPSILON}, timm's), the gradient flowing through it. Arguments: every
-    argument of `{K.__name__}.layers.{parent.__name__}`, plus `epsilon` and
+    1e-6, timm's), the gradient flowing through it.
+
+    Arguments: every argument of `keras.layers.{parent}`, plus `epsilon` and
     `convention` ("variance", or "std": `(w - mean) / (unbiased std +
-    epsilon)`, epsilon default 1e-5, the WS authors'). See `keras_gn.conv`."""
-        cls = type(f"WS{parent.__name__}", (mixin, parent), {"__doc__": doc, "__module__": module})
-        twins[parent] = register(cls)
-    return twins
+    epsilon)`, epsilon default 1e-5, the WS authors'). See `keras_gn.conv`.
+    """
 
 
-# The plain convolution -> its WS twin (`replace_normalization`), and back (folding).
-WS_TWINS = ws_classes(keras, WeightStandardized, __name__)
-WSConv1D, WSConv2D, WSConv3D = WS_TWINS.values()
+@keras.saving.register_keras_serializable(package="keras_gn")
+class WSConv1D(WeightStandardized, keras.layers.Conv1D):
+    __doc__ = _WS_DOC.format(parent="Conv1D")
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class WSConv2D(WeightStandardized, keras.layers.Conv2D):
+    __doc__ = _WS_DOC.format(parent="Conv2D")
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class WSConv3D(WeightStandardized, keras.layers.Conv3D):
+    __doc__ = _WS_DOC.format(parent="Conv3D")
+
+
+# The plain convolution -> its WS twin (`replace_normalization`).
+WS_TWINS = {keras.layers.Conv1D: WSConv1D, keras.layers.Conv2D: WSConv2D, keras.layers.Conv3D: WSConv3D}
 
 
 def plain_twin(layer):
     """The plain Keras (or tf_keras) convolution class a WS layer subclasses."""
     return next(base for base in type(layer).__mro__[1:] if not issubclass(base, WeightStandardized))
-
-
-def fold_weight_standardization(model):
-    """Returns a copy of `model` in which every WS convolution (of Keras 3 or
-    tf_keras) is the plain convolution of its parent class holding the
-    standardized kernel w_hat (and the same bias): the same outputs, to
-    float32 rounding, without standardizing the kernels at every call (for
-    serving, SavedModel and TFLite export). Other layers keep their weights;
-    the original is left untouched. Nested models are handled too.
-
-    The folded model is for inference: training it trains plain convolutions.
-    """
-    from keras_gn.replace import rebuild
-
-    def swap(layer):
-        if not isinstance(layer, WeightStandardized):
-            return None
-        config = layer.get_config()
-        config.pop("epsilon")
-        config.pop("convention")
-        return plain_twin(layer).from_config(config)
-
-    def weights(old):
-        if isinstance(old, WeightStandardized):
-            return [old.standardized_kernel()] + old.get_weights()[1:]
-        return old.get_weights()
-
-    return rebuild(model, swap, weights)

@@ -1,5 +1,7 @@
 """`GroupNormalization`: the Keras 3 layer, a thin wrapper over `keras_gn.ops`."""
 
+import math
+
 import keras
 
 from keras_gn import ops as gn_ops
@@ -7,13 +9,36 @@ from keras_gn import ops as gn_ops
 __all__ = [
     "GroupNormalization",
     "GroupNormArguments",
+    "AddonsGroupNormalization",
     "layer_norm",
     "instance_norm",
+    "fitted_groups",
     "resolve_groups",
     "validate_arguments",
+    "EPSILON",
 ]
 
 DEFAULT_GROUPS = 32  # The paper's best setting (Table 3).
+# The paper's, PyTorch's (torch.nn.GroupNorm), timm's and detectron2's: the
+# published GN weights were trained with it. Keras's own layer has 1e-3.
+EPSILON = 1e-5
+
+
+def fitted_groups(channels, groups):
+    """The groups `fit_groups=True` uses for `channels` when `groups` does
+    not divide them: gcd(channels, groups), the largest number dividing both.
+
+    Each group of the result is a union of whole groups of the grouping
+    asked for: never finer than asked. The paper's Table 3 shows GN robust
+    to fewer groups (8 groups 24.4% error, 2 groups 24.7%, against 24.1% at
+    32) and not to fewer channels per group (2 per group 25.6%, 1 per group,
+    Instance Normalization, 28.4%). The divisor of the channels nearest to
+    32 would give 24 channels 24 groups of one channel (IN); gcd gives 8
+    groups of 3. detectron2 and torch.nn.GroupNorm raise instead (as this
+    layer does by default); timm's GN EfficientNets fix channels per group
+    (8), which needs channel counts that 8 divides.
+    """
+    return math.gcd(int(channels), int(groups))
 
 
 def _check_positive_int(name, value):
@@ -21,8 +46,10 @@ def _check_positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
-def resolve_groups(channels, groups=None, group_size=None):
-    """Number of groups for `channels`, from `groups` or from `group_size`.
+def resolve_groups(channels, groups=None, group_size=None, fit_groups=False):
+    """Number of groups for `channels`, from `groups` (None: 32; -1: one
+    group per channel) or from `group_size`; with `fit_groups`, a `groups`
+    that does not divide the channels gives `fitted_groups(channels, groups)`.
 
     Raises ValueError when the channels cannot be split as asked.
     """
@@ -34,7 +61,17 @@ def resolve_groups(channels, groups=None, group_size=None):
             )
         return channels // group_size
     groups = DEFAULT_GROUPS if groups is None else groups
-    gn_ops.check_groups(channels, groups)
+    gn_ops.check_groups(channels, 1)
+    if groups == -1:
+        return channels
+    if fit_groups:
+        return fitted_groups(channels, groups)
+    try:
+        gn_ops.check_groups(channels, groups)
+    except ValueError as error:
+        raise ValueError(
+            f"{error} Or pass fit_groups=True for gcd({channels}, {groups}) = {fitted_groups(channels, groups)} groups."
+        ) from None
     return groups
 
 
@@ -54,8 +91,9 @@ def validate_arguments(groups, group_size, axis, epsilon):
         raise ValueError(
             f"Give either groups or group_size, not both; got groups={groups} and group_size={group_size}."
         )
-    if groups is not None:
-        _check_positive_int("groups", groups)
+    if groups is not None and groups != -1:
+        if not gn_ops.is_integer(groups) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, or -1 for one group per channel; got {groups!r}.")
     if group_size is not None:
         _check_positive_int("group_size", group_size)
     if not gn_ops.is_integer(axis):
@@ -64,22 +102,23 @@ def validate_arguments(groups, group_size, axis, epsilon):
         raise ValueError(
             "axis=0 is the batch axis, which cannot hold the channels; use -1 (channels_last) or 1 (channels_first)."
         )
-    if not gn_ops.is_real(epsilon) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+    gn_ops.check_epsilon(epsilon)
 
 
 class GroupNormArguments:
-    """The arguments and config shared by the Keras 3 layer and its tf_keras
-    twin (`keras_gn.legacy`); `_K` is the Keras module of the subclass."""
+    """The arguments, config and build shared by the Keras 3 layer and its
+    tf_keras twin (`keras_gn.legacy`); `_K` is the Keras module of the
+    subclass, `_autocast_flag` the name of its `add_weight`'s autocast
+    argument."""
 
     _K = keras
+    _autocast_flag = "autocast"
 
     def __init__(
         self,
         groups=None,
-        group_size=None,
         axis=-1,
-        epsilon=1e-5,
+        epsilon=EPSILON,
         center=True,
         scale=True,
         beta_initializer="zeros",
@@ -88,6 +127,9 @@ class GroupNormArguments:
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
+        *,
+        group_size=None,
+        fit_groups=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,6 +138,7 @@ class GroupNormArguments:
         # must stay JSON.
         self.groups = None if groups is None else int(groups)
         self.group_size = None if group_size is None else int(group_size)
+        self.fit_groups = bool(fit_groups)
         self.axis = int(axis)
         self.epsilon = float(epsilon)
         self.center = center
@@ -108,12 +151,60 @@ class GroupNormArguments:
         self.gamma_constraint = self._K.constraints.get(gamma_constraint)
         self.supports_masking = True
 
+    @property
+    def num_groups(self):
+        """The number of groups G in use (known once the layer is built)."""
+        return getattr(self, "_num_groups", None)
+
+    def _build_group_norm(self, input_shape):
+        """Checks the shape, resolves the groups and adds gamma and beta."""
+        shape = tuple(input_shape)
+        rank = len(shape)
+        channel_axis = gn_ops.normalize_axis(self.axis, rank)
+        channels = shape[channel_axis]
+        try:
+            self._num_groups = resolve_groups(channels, self.groups, self.group_size, self.fit_groups)
+        except ValueError as error:
+            raise ValueError(f"{error} (layer {self.name!r}, input shape {shape})") from None
+        self._compiled = core_mode(shape)
+        self.input_spec = self._K.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
+        # Kept in the variable dtype (float32) under mixed precision, not
+        # autocast: the scale and shift are folded in float32 with the
+        # statistics.
+        self.gamma = self.beta = None
+        for name, wanted, initializer, regularizer, constraint in (
+            ("gamma", self.scale, self.gamma_initializer, self.gamma_regularizer, self.gamma_constraint),
+            ("beta", self.center, self.beta_initializer, self.beta_regularizer, self.beta_constraint),
+        ):
+            if wanted:
+                weight = self.add_weight(
+                    name=name,
+                    shape=(channels,),
+                    initializer=initializer,
+                    regularizer=regularizer,
+                    constraint=constraint,
+                    **{self._autocast_flag: False},
+                )
+                setattr(self, name, weight)
+
+    def _group_norm(self, inputs, gamma, beta):
+        return gn_ops.group_norm(
+            inputs, gamma, beta, self._num_groups, self.axis, self.epsilon, compiled=self._compiled
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "groups": self.groups,
                 "group_size": self.group_size,
+                "fit_groups": self.fit_groups,
                 "axis": self.axis,
                 "epsilon": self.epsilon,
                 "center": self.center,
@@ -142,33 +233,48 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
 
     Drops in wherever `keras.layers.BatchNormalization` stood: `call` takes
     (and ignores) `training` and `mask`; the mask is passed on to the next
-    layer unchanged and does not enter the statistics.
+    layer unchanged and does not enter the statistics. Drops in for
+    `keras.layers.GroupNormalization` too: the same arguments in the same
+    order give its outputs (mind the default epsilon below).
 
     Args:
       groups: number of groups G (default 32, the paper's best). `groups=1`
-        is Layer Normalization over all non-batch axes.
-      group_size: channels per group, instead of `groups`; `group_size=1` is
-        Instance Normalization. Give `groups` or `group_size`, not both.
-      axis: channel axis, -1 (channels_last, default) or 1 (channels_first).
-      epsilon: added to the variance (default 1e-5, as the paper and PyTorch;
-        Keras's own GroupNormalization uses 1e-3).
+        is Layer Normalization over all non-batch axes; `groups=-1` one group
+        per channel (Instance Normalization), as in Keras's layer.
+      axis: channel axis, -1 (channels_last, default) or 1 (channels_first),
+        or any other but the batch axis.
+      epsilon: added to the variance (default 1e-5: the paper's, PyTorch's,
+        timm's and detectron2's, and the published GN weights'; Keras's own
+        GroupNormalization has 1e-3, see docs/layer.md).
       center: add the learned per-channel offset `beta` (default True).
       scale: multiply by the learned per-channel `gamma` (default True).
       beta_initializer, gamma_initializer, beta_regularizer,
       gamma_regularizer, beta_constraint, gamma_constraint: as for any Keras
         layer's weights.
+      group_size: (keyword only) channels per group, instead of `groups`;
+        `group_size=1` is Instance Normalization. Give `groups` or
+        `group_size`, not both.
+      fit_groups: (keyword only) where `groups` does not divide the channels,
+        use gcd(channels, groups) groups instead of raising
+        (`keras_gn.layers.fitted_groups` says why that rule). Default False.
 
     Input: a float tensor of rank 2 to 5 (`[N, C]`, `[N, L, C]`,
     `[N, H, W, C]`, `[N, T, H, W, C]`, or channels first), whose channel
-    count is known. Output: same shape, in the layer's compute dtype. Under
-    `mixed_float16`/`mixed_bfloat16` the input is not cast to the compute
-    dtype first: the statistics are computed in float32 from the input as
-    given (a float32 input of 7e4 is normalised exactly, where float16 would
-    overflow), and gamma and beta are kept in float32.
+    count is known; an empty batch (N = 0) is fine. Output: same shape, in
+    the layer's compute dtype. Under `mixed_float16`/`mixed_bfloat16` the
+    input is not cast to the compute dtype first: the statistics are
+    computed in float32 from the input as given (a float32 input of 7e4 is
+    normalised exactly, where float16 would overflow), and gamma and beta
+    are kept in float32.
 
-    On the TensorFlow backend the layer calls the XLA-compiled core
-    `keras_gn.ops.group_norm` with its analytic gradient; on other backends
-    the same formula in `keras.ops`.
+    On the TensorFlow backend the layer calls `keras_gn.ops.group_norm`,
+    with its analytic gradient: a layer built with static sizes runs the
+    XLA-compiled core inside graphs (`fit`, `predict`), compiled once per
+    layer shape and batch size; eager calls, and a layer built with open
+    sizes (`(None, None, C)`), run the same formula as a plain graph, so
+    that a new input shape compiles nothing. Under `jit_compile=True` it is
+    part of the model's own XLA program either way. On other backends the
+    same formula runs in `keras.ops`.
     """
 
     def __init__(self, *args, **kwargs):
@@ -181,42 +287,7 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
         self.autocast = False
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        channel_axis = gn_ops.normalize_axis(self.axis, rank)
-        channels = input_shape[channel_axis]
-        try:
-            self._num_groups = resolve_groups(channels, self.groups, self.group_size)
-        except ValueError as error:
-            raise ValueError(f"{error} (layer {self.name!r}, input shape {tuple(input_shape)})") from None
-        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
-        self._compiled = core_mode(input_shape)
-        # Kept in float32 under mixed precision (not autocast): the scale and
-        # shift are folded in float32 with the statistics.
-        self.gamma = None
-        self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape=(channels,),
-                name="gamma",
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                autocast=False,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape=(channels,),
-                name="beta",
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                autocast=False,
-            )
-
-    @property
-    def num_groups(self):
-        """The number of groups G in use (known once the layer is built)."""
-        return getattr(self, "_num_groups", None)
+        self._build_group_norm(input_shape)
 
     def _check_dtype(self, inputs):
         gn_ops.check_float(keras.backend.standardize_dtype(inputs.dtype), self.name)
@@ -226,23 +297,29 @@ class GroupNormalization(GroupNormArguments, keras.layers.Layer):
         gamma = None if self.gamma is None else self.gamma.value
         beta = None if self.beta is None else self.beta.value
         if keras.backend.backend() == "tensorflow":
-            outputs = gn_ops.group_norm(
-                inputs, gamma, beta, self._num_groups, self.axis, self.epsilon, compiled=self._compiled
-            )
+            outputs = self._group_norm(inputs, gamma, beta)
         else:
             outputs = gn_ops.keras_group_norm(inputs, gamma, beta, self._num_groups, self.axis, self.epsilon)
         return keras.ops.cast(outputs, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def compute_output_spec(self, inputs, training=None, mask=None):
         # Symbolic calls (functional models) skip `call`: check here too.
         self._check_dtype(inputs)
         return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
 
-    def compute_mask(self, inputs, mask=None):
-        return mask
+
+@keras.saving.register_keras_serializable(package="Addons", name="GroupNormalization")
+class AddonsGroupNormalization(GroupNormalization):
+    """Loads models saved with TensorFlow Addons' `tfa.layers.GroupNormalization`
+    (config name "Addons>GroupNormalization"; Addons does not install beside
+    TensorFlow 2.20): `keras.models.load_model("model.h5")` after
+    `import keras_gn`, no `custom_objects` needed. Addons' arguments are
+    ours (groups=32, axis=-1, epsilon, center, scale, initializers,
+    regularizers, constraints) with its default epsilon, 1e-3; its weights
+    are gamma then beta, as ours."""
+
+    def __init__(self, *args, epsilon=1e-3, **kwargs):
+        super().__init__(*args, epsilon=epsilon, **kwargs)
 
 
 def layer_norm(**kwargs):

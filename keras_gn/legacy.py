@@ -24,18 +24,20 @@ except ImportError as error:  # pragma: no cover - depends on the install
 
 from keras_gn import conv
 from keras_gn import ops as gn_ops
-from keras_gn.layers import GroupNormArguments, core_mode, resolve_groups
+from keras_gn.layers import GroupNormArguments
 
-__all__ = ["GroupNormalization", "WSConv1D", "WSConv2D", "WSConv3D", "WS_TWINS"]
+__all__ = ["GroupNormalization", "AddonsGroupNormalization", "WSConv1D", "WSConv2D", "WSConv3D", "WS_TWINS"]
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_gn")
 class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
     """Group Normalization for tf_keras; arguments as `keras_gn.GroupNormalization`
-    (`groups=32` or `group_size`, `axis`, `epsilon=1e-5`, `center`, `scale`,
-    initializers, regularizers and constraints of gamma and beta)."""
+    (`groups=32`, `axis`, `epsilon=1e-5`, `center`, `scale`, initializers,
+    regularizers and constraints of gamma and beta, in Keras's order; keyword
+    only `group_size` and `fit_groups`)."""
 
     _K = tf_keras
+    _autocast_flag = "experimental_autocast"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,52 +46,21 @@ class GroupNormalization(GroupNormArguments, tf_keras.layers.Layer):
         self._autocast = False
 
     def build(self, input_shape):
-        input_shape = tf.TensorShape(input_shape)
-        rank = input_shape.rank
-        channel_axis = gn_ops.normalize_axis(self.axis, rank)
-        channels = input_shape[channel_axis]
-        try:
-            self.num_groups = resolve_groups(channels, self.groups, self.group_size)
-        except ValueError as error:
-            raise ValueError(f"{error} (layer {self.name!r}, input shape {input_shape})") from None
-        self.input_spec = tf_keras.layers.InputSpec(ndim=rank, axes={channel_axis: channels})
-        self._compiled = core_mode(input_shape.as_list())
-        # The policy's variable dtype (float32 under mixed precision), as the Keras 3 layer.
-        self.gamma = self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma",
-                shape=(channels,),
-                dtype=self.dtype,
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                experimental_autocast=False,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                name="beta",
-                shape=(channels,),
-                dtype=self.dtype,
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                experimental_autocast=False,
-            )
+        self._build_group_norm(tf.TensorShape(input_shape).as_list())
         super().build(input_shape)
 
     def call(self, inputs, training=None, mask=None):
         gn_ops.check_float(inputs.dtype.name, self.name)
-        outputs = gn_ops.group_norm(
-            inputs, self.gamma, self.beta, self.num_groups, self.axis, self.epsilon, compiled=self._compiled
-        )
-        return tf.cast(outputs, self.compute_dtype)
+        return tf.cast(self._group_norm(inputs, self.gamma, self.beta), self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
-    def compute_mask(self, inputs, mask=None):
-        return mask
+@tf_keras.utils.register_keras_serializable(package="Addons", name="GroupNormalization")
+class AddonsGroupNormalization(GroupNormalization):
+    """tf_keras loads models saved with TensorFlow Addons' GroupNormalization
+    with this layer (see `keras_gn.layers.AddonsGroupNormalization`)."""
+
+    def __init__(self, *args, epsilon=1e-3, **kwargs):
+        super().__init__(*args, epsilon=epsilon, **kwargs)
 
 
 class _TFWeightStandardized(conv.WeightStandardized):
@@ -101,5 +72,23 @@ class _TFWeightStandardized(conv.WeightStandardized):
     _autocast_flag = "experimental_autocast"
 
 
-WS_TWINS = conv.ws_classes(tf_keras, _TFWeightStandardized, __name__)
-WSConv1D, WSConv2D, WSConv3D = WS_TWINS.values()
+_WS_DOC = conv._WS_DOC.replace("keras.layers", "tf_keras.layers")
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_gn")
+class WSConv1D(_TFWeightStandardized, tf_keras.layers.Conv1D):
+    __doc__ = _WS_DOC.format(parent="Conv1D")
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_gn")
+class WSConv2D(_TFWeightStandardized, tf_keras.layers.Conv2D):
+    __doc__ = _WS_DOC.format(parent="Conv2D")
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_gn")
+class WSConv3D(_TFWeightStandardized, tf_keras.layers.Conv3D):
+    __doc__ = _WS_DOC.format(parent="Conv3D")
+
+
+# The plain tf_keras convolution -> its WS twin.
+WS_TWINS = {tf_keras.layers.Conv1D: WSConv1D, tf_keras.layers.Conv2D: WSConv2D, tf_keras.layers.Conv3D: WSConv3D}

@@ -24,6 +24,7 @@ Two implementations with the same numbers:
   backend's autodiff.
 """
 
+import contextlib
 import math
 import numbers
 
@@ -34,12 +35,14 @@ import tensorflow as tf
 __all__ = [
     "group_norm",
     "keras_group_norm",
+    "check_epsilon",
     "check_float",
     "check_groups",
     "normalize_axis",
     "is_integer",
     "is_real",
     "set_cpu_sums",
+    "inline_core",
 ]
 
 
@@ -81,6 +84,15 @@ def normalize_axis(axis, rank):
             f"channel axis must be -1 (channels_last) or 1 (channels_first)."
         )
     return positive
+
+
+def check_epsilon(epsilon, meaning="added to the variance"):
+    """Returns `epsilon` as a Python float, or raises ValueError unless it is
+    a positive number (Python's or NumPy's): the one check of GN's layers,
+    its core and the weight-standardized convolutions."""
+    if not is_real(epsilon) or not epsilon > 0:
+        raise ValueError(f"epsilon must be a positive number ({meaning}); got {epsilon!r}.")
+    return float(epsilon)
 
 
 def check_float(dtype_name, layer_name=None):
@@ -366,8 +378,7 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5, compiled=None):
         raise ValueError(f"groups must be a positive integer; got {groups!r}.")
     groups = int(groups)
     check_groups(channels, groups)
-    if not is_real(epsilon) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+    epsilon = check_epsilon(epsilon)
 
     gamma = tf.ones([channels], tf.float32) if gamma is None else gamma
     beta = tf.zeros([channels], tf.float32) if beta is None else beta
@@ -518,6 +529,27 @@ def _function(name, fn, tensors, constants, xla):
     return function(*tensors)
 
 
+_INLINE = False
+
+
+@contextlib.contextmanager
+def inline_core():
+    """Within this context, graphs being traced get the core's passes as
+    plain ops of their own, not as calls of the core's functions: for
+    converters that do not inline a SavedModel's functions (tf2onnx), e.g.
+
+        with keras_gn.ops.inline_core():
+            model.export("saved")          # then python -m tf2onnx.convert --saved-model saved
+
+    Eager calls are unaffected. The ops are those of the open-sizes path."""
+    global _INLINE
+    previous, _INLINE = _INLINE, True
+    try:
+        yield
+    finally:
+        _INLINE = previous
+
+
 def _compile_core(x, compiled):
     """Whether the core runs as XLA-compiled functions of its own: with
     `compiled=None`, inside a graph (a `tf.function`, `fit`, `predict`, a
@@ -532,7 +564,8 @@ def _compile_core(x, compiled):
 
 
 def _group_norm(x, gamma, beta, groups, channels_last, epsilon, compiled=None):
-    compile_core = _compile_core(x, compiled)
+    inline = _INLINE and not tf.executing_eagerly()
+    compile_core = not inline and _compile_core(x, compiled)
     # How the passes sum (see `_channel_sums`) is an argument of theirs, so
     # that it is part of the functions' keys (see `set_cpu_sums`).
     sums = "matmul" if _sum_by_matmul() else "xla"
@@ -542,6 +575,8 @@ def _group_norm(x, gamma, beta, groups, channels_last, epsilon, compiled=None):
         forward, backward, extra = _forward_open, _backward_open, ()
 
     def run(name, fn, tensors, constants):
+        if inline:
+            return fn(*tensors, *constants)
         return _function(name, fn, tensors, constants, compile_core)
 
     @tf.custom_gradient

@@ -161,9 +161,9 @@ def test_bad_shapes_fail_at_build_time(kwargs, shape, message):
     "kwargs,message",
     [
         ({"groups": 8, "group_size": 4}, "either groups or group_size, not both; got groups=8 and group_size=4"),
-        ({"epsilon": 0.0}, "epsilon must be a positive number; got 0.0"),
+        ({"epsilon": 0.0}, r"epsilon must be a positive number \(added to the variance\); got 0.0"),
         ({"epsilon": -1e-5}, "epsilon must be a positive number"),
-        ({"groups": 0}, "groups must be a positive integer; got 0"),
+        ({"groups": 0}, "groups must be a positive integer, or -1 for one group per channel; got 0"),
         ({"group_size": 2.5}, "group_size must be a positive integer; got 2.5"),
     ],
 )

@@ -72,7 +72,7 @@ def test_custom_norm_callable_and_nested_and_channels_first():
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match="needs a keras.Model; got Dense"):
+    with pytest.raises(TypeError, match=r"needs a keras.Model \(or a tf_keras one\); got Dense"):
         replace_normalization(keras.layers.Dense(3))
     model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
     with pytest.raises(ValueError, match="not both"):
@@ -105,3 +105,112 @@ def test_resnet50_becomes_gn_ws_in_one_call():
     np.testing.assert_allclose(gn_ws.predict(x, verbose=0), gn.predict(x, verbose=0), rtol=2e-3, atol=1e-4)
     # The kernels were copied as they are (the standardization happens in the call).
     np.testing.assert_array_equal(gn_ws.get_layer("conv1_conv").kernel.numpy(), convs[0].kernel.numpy())
+
+
+@pytest.mark.parametrize(
+    "application,fitted",
+    [
+        # channels -> groups where 32 does not divide them: gcd(channels, 32)
+        ("MobileNetV2", {"expanded_conv_project_BN": (16, 16), "block_1_project_BN": (24, 8)}),
+        (
+            "EfficientNetB0",
+            {"block2a_project_bn": (24, 8), "block3a_project_bn": (40, 8), "block5a_project_bn": (112, 16)},
+        ),
+        ("ResNet50", {}),
+    ],
+)
+def test_any_keras_application_to_gn_in_one_call(application, fitted, capsys):
+    original = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3), classes=4)
+    n_bn = _count(original, keras.layers.BatchNormalization)
+    model, summary = replace_normalization(original, return_summary=True)
+    assert _count(model, keras.layers.BatchNormalization) == 0 and _count(model, GroupNormalization) == n_bn
+    assert len(summary) == n_bn
+    rows = {row["name"]: row for row in summary}
+    for name, (channels, groups) in fitted.items():
+        assert (rows[name]["channels"], rows[name]["groups_asked"], rows[name]["groups"]) == (channels, 32, groups)
+        assert model.get_layer(name).num_groups == groups
+    for row in summary:  # every layer got a grouping of its channels, 32 where 32 divides them
+        assert row["channels"] % row["groups"] == 0
+        assert row["groups"] == 32 or row["channels"] % 32
+        assert row["epsilon"] == original.get_layer(row["name"]).epsilon  # carried from the BN
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in fitted)
+    if not fitted:
+        assert "gcd" not in printed
+    y = model.predict(np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32), verbose=0)
+    assert y.shape == (2, 4) and np.isfinite(y).all()
+
+
+def test_groups_that_do_not_divide_raise_without_fit_groups():
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.BatchNormalization(name="bn24")(keras.layers.Conv2D(24, 3)(inputs))
+    model = keras.Model(inputs, h)
+    with pytest.raises(ValueError, match=r"groups=32 is more than the 24 channels.*layer 'bn24'"):
+        replace_normalization(model, fit_groups=False)
+    assert replace_normalization(model).get_layer("bn24").num_groups == 8
+
+
+def _keras_gn_model():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 6, 3))
+    h = keras.layers.Conv2D(12, 3, padding="same")(inputs)
+    h = keras.layers.GroupNormalization(4, beta_initializer="random_normal", gamma_initializer="random_normal")(h)
+    h = keras.layers.GroupNormalization(-1, epsilon=1e-4, gamma_initializer="random_normal", name="inorm")(h)
+    h = keras.layers.GroupNormalization(3, center=False, gamma_initializer="random_normal")(h)
+    h = keras.layers.BatchNormalization(epsilon=1e-5, name="bn")(h)
+    return keras.Model(inputs, h)
+
+
+def test_keras_group_normalization_swapped_with_identical_outputs():
+    original = _keras_gn_model()
+    model, summary = replace_normalization(original, return_summary=True)
+    assert _count(model, keras.layers.GroupNormalization) == 0 and _count(model, GroupNormalization) == 4
+    ours = [l for l in model.layers if isinstance(l, GroupNormalization)][:3]
+    assert [(l.num_groups, l.epsilon, l.center) for l in ours] == [(4, 1e-3, True), (12, 1e-4, True), (3, 1e-3, False)]
+    assert model.get_layer("bn").epsilon == 1e-5 and model.get_layer("bn").num_groups == 4  # gcd(12, 32)
+    # Up to the BN: the same computation with the same weights.
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    cut = lambda m: keras.Model(m.input, m.layers[-2].output)  # noqa: E731
+    np.testing.assert_allclose(cut(model).predict(x, verbose=0), cut(original).predict(x, verbose=0), atol=1e-5)
+
+
+def test_tf_keras_models_get_the_tf_keras_twin():
+    tf_keras = pytest.importorskip("tf_keras")
+    from keras_gn import legacy
+
+    inputs = tf_keras.Input((6, 6, 3))
+    h = tf_keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    h = tf_keras.layers.GroupNormalization(2, gamma_initializer="random_normal", name="gn")(h)
+    h = tf_keras.layers.BatchNormalization(name="bn")(h)
+    original = tf_keras.Model(inputs, h)
+    model = replace_normalization(original)
+    assert isinstance(model.get_layer("gn"), legacy.GroupNormalization) and model.get_layer("gn").num_groups == 2
+    assert isinstance(model.get_layer("bn"), legacy.GroupNormalization) and model.get_layer("bn").num_groups == 8
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    cut = lambda m: tf_keras.Model(m.input, m.get_layer("gn").output)  # noqa: E731
+    np.testing.assert_allclose(cut(model)(x).numpy(), cut(original)(x).numpy(), atol=1e-5)
+
+
+class _NoConfig(keras.layers.Layer):
+    # An array argument: Keras cannot record it in the config on its own.
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x):
+        return x * self.scale
+
+
+def test_a_layer_its_config_cannot_rebuild_is_named():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(_NoConfig(np.array([2.0]), name="odd")(inputs)))
+    with pytest.raises(
+        ValueError, match=r"Cannot copy layer 'odd' \(.*_NoConfig\): its get_config\(\) does not rebuild"
+    ):
+        replace_normalization(model)
+
+
+def test_nothing_to_replace_is_said():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.warns(UserWarning, match="found no BatchNormalization or GroupNormalization"):
+        replace_normalization(model)
