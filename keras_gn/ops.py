@@ -9,16 +9,20 @@ spatial position (Wu & He 2018, equations (1)-(2)):
 
 Two implementations with the same numbers:
 
-* `group_norm`: the TensorFlow core. Forward and backward are each one
-  XLA-compiled function; the statistics are float32 for every input dtype
-  (float64 for float64), in two passes over x minus a shift (the group's
-  first value), so that no digits cancel when the mean is large against the
-  spread; the output is `(x - mean) * (gamma / sigma) + beta`, one fused
-  pass over x. On a CPU the sums over positions are short matrix products
-  in blocks (fast there), added up block by block, so that their error does
-  not grow with the size of the feature map. Its gradient is analytic
-  (`tf.custom_gradient`) and keeps only x, gamma and four [N, G] statistics
-  for the backward pass.
+* `group_norm`: the TensorFlow core. The statistics are float32 for every
+  input dtype (float64 for float64), in two passes over x minus a shift
+  (the group's first value), so that no digits cancel when the mean is
+  large against the spread; the output is `(x - mean) * (gamma / sigma) +
+  beta`, one pass over x. Its gradient is analytic (`tf.custom_gradient`)
+  and keeps only x, gamma and four per-group statistics for the backward
+  pass. Forward and backward run one of two ways (`_compile_core`): in a
+  graph whose sizes are static, as XLA-compiled functions with the batch
+  open (`_forward`, `_backward`; on a CPU the sums over positions are
+  short matrix products in blocks, added up block by block, so that their
+  error does not grow with the size of the feature map); in eager calls
+  and where sizes are open, as one cached plain graph of open sizes
+  (`_forward_open`, `_backward_open`), so that a new input shape compiles
+  nothing.
 * `keras_group_norm`: the same formula in `keras.ops`, used by the layer on
   Keras backends other than TensorFlow (JAX, PyTorch), differentiated by the
   backend's autodiff.

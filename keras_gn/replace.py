@@ -102,6 +102,11 @@ def replace_normalization(
       original is left untouched.
     """
     K = _keras_of(model)
+    if isinstance(norm, str):
+        raise TypeError(
+            f"norm is a callable that takes the old layer and returns the new one, not a name; got {norm!r}. "
+            f"For GroupNormalization give no norm (groups=32 by default), for LN groups=1, for IN groups=-1."
+        )
     if norm is not None and gn_kwargs:
         raise ValueError(
             f"Give either norm (a callable) or GroupNormalization arguments, "

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from binaries import ROOT, env
 
@@ -99,3 +100,45 @@ def test_ws_speed_quick_run_writes_its_ratio(tmp_path):
     assert len(result["ratios"]) == 3 and result["ratio"] == sorted(result["ratios"])[1]
     assert result["gn_ms"] > 0 and result["gn_ws_ms"] > 0 and result["target"] == 1.10
     assert "GN+WS / GN =" in done.stdout
+
+
+def test_model_speed_builds_the_same_network_for_every_contender():
+    import keras
+
+    from benchmarks import model_speed
+
+    args, shape, _, _ = model_speed.networks(True)["tiny"]
+    models = {name: model_speed.build(name, args, shape) for name in model_speed.CONTENDERS}
+    kinds = {
+        name: [type(l).__name__ for l in m.layers if "Normalization" in type(l).__name__] for name, m in models.items()
+    }
+    assert set(kinds["keras_gn"]) == {"GroupNormalization"} and len(kinds["keras_gn"]) == len(kinds["keras"])
+    norms = [l for l in models["keras"].layers if "Normalization" in type(l).__name__]
+    assert norms and all(type(l) is keras.layers.GroupNormalization and l.epsilon == 1e-5 for l in norms)
+    # Same weights, same groups and epsilon: the same outputs.
+    for name in ("keras", "control"):
+        models[name].set_weights(models["keras_gn"].get_weights())
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    y = {name: m.predict(x, verbose=0) for name, m in models.items()}
+    np.testing.assert_allclose(y["keras"], y["keras_gn"], atol=1e-4)
+    np.testing.assert_array_equal(y["keras"], y["control"])
+
+
+@pytest.mark.large
+def test_model_speed_quick_run_reports_every_case(tmp_path):
+    output = tmp_path / "model_speed.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.model_speed", "--quick", f"--output={output}"],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(output.read_text())["results"]["tiny"]
+    cases = {(row["batch"], str(row["jit_compile"])) for row in result["steps"]}
+    assert cases == {("None", "auto"), ("static", "auto"), ("None", "True"), ("static", "True")}
+    assert all(v > 0 for row in result["steps"] for v in row["ms"].values())
+    assert set(result["new_shapes"]["predict"]) == {"keras_gn", "keras", "control"}
+    assert "| network | batch | jit_compile |" in done.stdout and "Targets met:" in done.stdout

@@ -77,6 +77,8 @@ def test_bad_arguments():
     model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
     with pytest.raises(ValueError, match="not both"):
         replace_normalization(model, norm=lambda bn: bn, groups=2)
+    with pytest.raises(TypeError, match="not a name; got 'gn'. For GroupNormalization give no norm"):
+        replace_normalization(model, "gn")
 
 
 def test_resnet50_becomes_gn_ws_in_one_call():
