@@ -84,11 +84,10 @@ def test_pass_costs_time_every_contender_and_agree_on_the_statistics():
     np.testing.assert_allclose(fns["keras_gn"](x).numpy(), fns["keras"](x).numpy(), atol=1e-4)
 
 
-@pytest.mark.large
-def test_ws_speed_quick_run_writes_its_ratio(tmp_path):
-    output = tmp_path / "ws_speed.json"
+def _quick_run(module, output):
+    """Runs `python -m benchmarks.MODULE --quick --output=OUTPUT`; returns its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ws_speed", "--quick", f"--output={output}"],
+        [sys.executable, "-m", f"benchmarks.{module}", "--quick", f"--output={output}"],
         cwd=ROOT,
         env=env(),
         capture_output=True,
@@ -96,10 +95,17 @@ def test_ws_speed_quick_run_writes_its_ratio(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.large
+def test_ws_speed_quick_run_writes_its_ratio(tmp_path):
+    output = tmp_path / "ws_speed.json"
+    stdout = _quick_run("ws_speed", output)
     result = json.loads(output.read_text())
     assert len(result["ratios"]) == 3 and result["ratio"] == sorted(result["ratios"])[1]
     assert result["gn_ms"] > 0 and result["gn_ws_ms"] > 0 and result["target"] == 1.10
-    assert "GN+WS / GN =" in done.stdout
+    assert "GN+WS / GN =" in stdout
 
 
 def test_model_speed_builds_the_same_network_for_every_contender():
@@ -127,18 +133,10 @@ def test_model_speed_builds_the_same_network_for_every_contender():
 @pytest.mark.large
 def test_model_speed_quick_run_reports_every_case(tmp_path):
     output = tmp_path / "model_speed.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.model_speed", "--quick", f"--output={output}"],
-        cwd=ROOT,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    stdout = _quick_run("model_speed", output)
     result = json.loads(output.read_text())["results"]["tiny"]
     cases = {(row["batch"], str(row["jit_compile"])) for row in result["steps"]}
     assert cases == {("None", "auto"), ("static", "auto"), ("None", "True"), ("static", "True")}
     assert all(v > 0 for row in result["steps"] for v in row["ms"].values())
     assert set(result["new_shapes"]["predict"]) == {"keras_gn", "keras", "control"}
-    assert "| network | batch | jit_compile |" in done.stdout and "Targets met:" in done.stdout
+    assert "| network | batch | jit_compile |" in stdout and "Targets met:" in stdout
