@@ -53,15 +53,14 @@ def resolve_groups(channels, groups=None, group_size=None, fit_groups=False):
 
     Raises ValueError when the channels cannot be split as asked.
     """
+    gn_ops.check_groups(channels, 1)  # a defined channel count
     if group_size is not None:
-        gn_ops.check_groups(channels, 1)  # a defined channel count
         if channels % group_size or group_size > channels:
             raise ValueError(
                 f"group_size={group_size} does not divide the {channels} channels of the input into whole groups."
             )
         return channels // group_size
     groups = DEFAULT_GROUPS if groups is None else groups
-    gn_ops.check_groups(channels, 1)
     if groups == -1:
         return channels
     if fit_groups:

@@ -392,10 +392,10 @@ def group_norm(x, gamma, beta, groups, axis=-1, epsilon=1e-5, compiled=None):
         if param.shape.rank != 1 or param.shape[0] != channels:
             raise ValueError(f"{name} must have shape [{channels}] (one value per channel); got {param.shape}.")
     if channel_axis in (1, rank - 1):
-        return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, float(epsilon), compiled)
+        return _group_norm(x, gamma, beta, groups, channel_axis == rank - 1, epsilon, compiled)
     # Channels elsewhere: normalise them as channels_last.
     perm = [i for i in range(rank) if i != channel_axis] + [channel_axis]
-    y = _group_norm(tf.transpose(x, perm), gamma, beta, groups, True, float(epsilon), compiled)
+    y = _group_norm(tf.transpose(x, perm), gamma, beta, groups, True, epsilon, compiled)
     return tf.transpose(y, np.argsort(perm))
 
 
@@ -433,6 +433,11 @@ def _open_param(p, rank, inner, groups, dtype):
     return tf.reshape(tf.cast(p, dtype), shape)
 
 
+def _open_count(v, spatial, inner):
+    """Elements per (sample, group) of the open view, in its dtype."""
+    return tf.cast(tf.reduce_prod(tf.gather(tf.shape(v), [*spatial, inner])), v.dtype)
+
+
 def _spatial_sum(t, spatial, inner=None):
     """Sums over the spatial axes (and the `inner` one with the innermost),
     keeping dimensions, one axis (pair) at a time from the innermost: a
@@ -456,7 +461,7 @@ def _forward_open(x, gamma, beta, groups, channels_last, epsilon):
     rank = x.shape.rank
     spatial, inner = _open_layout(rank, channels_last)
     v = _open_view(x, groups, channels_last, acc)
-    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(v), [*spatial, inner])), acc)
+    count = _open_count(v, spatial, inner)
     first = tuple(slice(0, 1) if axis in spatial or axis == inner else slice(None) for axis in range(rank + 1))
     # The passes of `_moments`: around the group's first value, the mean of
     # the deviations (the offset's rounding) taken out.
@@ -477,7 +482,7 @@ def _backward_open(dy, x, gamma, shift, offset, residual, inv, groups, channels_
     spatial, inner = _open_layout(rank, channels_last)
     v = _open_view(x, groups, channels_last, acc)
     d = _open_view(dy, groups, channels_last, acc)
-    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(v), [*spatial, inner])), acc)
+    count = _open_count(v, spatial, inner)
     g = _open_param(gamma, rank, inner, groups, acc)
     xhat = (((v - shift) - offset) - residual) * inv
     # Per-(sample, channel) sums of dy and dy * xhat, as `_backward`.

@@ -15,7 +15,7 @@ import keras
 from keras_gn.conv import WS_TWINS, WeightStandardized, plain_twin
 from keras_gn.layers import DEFAULT_GROUPS, GroupNormalization, fitted_groups
 
-__all__ = ["replace_normalization", "fold_weight_standardization", "rebuild", "fitted_groups"]
+__all__ = ["replace_normalization", "fold_weight_standardization", "rebuild"]
 
 
 def _sources(K):
@@ -113,7 +113,7 @@ def replace_normalization(
             f"not both; got norm={norm!r} and {sorted(gn_kwargs)}."
         )
     batch_norm, keras_group_norm = _sources(K)
-    group_norm = GroupNormalization if K is keras else _legacy_group_norm()
+    group_norm, ws_twins = _targets(K)
     summary = []
 
     def swap(layer):
@@ -122,8 +122,8 @@ def replace_normalization(
                 return norm(layer)
         elif isinstance(layer, (batch_norm, keras_group_norm)):
             return _group_norm_for(layer, group_norm, keras_group_norm, fit_groups, gn_kwargs, summary)
-        if weight_standardization and type(layer) in _ws_twins(K):
-            return _ws_twins(K)[type(layer)].from_config(layer.get_config())
+        if weight_standardization and type(layer) in ws_twins:
+            return ws_twins[type(layer)].from_config(layer.get_config())
         return None
 
     def weights(old):
@@ -148,11 +148,10 @@ def _group_norm_for(layer, group_norm, keras_group_norm, fit_groups, gn_kwargs, 
     kwargs = {"axis": _axis(layer), "epsilon": float(layer.epsilon), "center": layer.center, "scale": layer.scale}
     if isinstance(layer, keras_group_norm):
         config = layer.get_config()
-        for key in ("beta_initializer", "gamma_initializer", "beta_regularizer", "gamma_regularizer"):
-            kwargs[key] = config[key]
-        for key in ("beta_constraint", "gamma_constraint"):
-            kwargs[key] = config[key]
-        kwargs["groups"] = channels if layer.groups == -1 else layer.groups
+        for weight in ("beta", "gamma"):
+            for what in ("initializer", "regularizer", "constraint"):
+                kwargs[f"{weight}_{what}"] = config[f"{weight}_{what}"]
+        kwargs["groups"] = layer.groups
     else:
         kwargs["groups"] = DEFAULT_GROUPS
     kwargs.update(gn_kwargs)
@@ -162,10 +161,9 @@ def _group_norm_for(layer, group_norm, keras_group_norm, fit_groups, gn_kwargs, 
         size = gn_kwargs["group_size"]
         got = channels // size if size and channels % size == 0 else None
     else:
-        asked = kwargs["groups"] if kwargs["groups"] != -1 else channels
-        got = asked
-        if fit_groups and channels % asked:
-            got = fitted_groups(channels, asked)
+        asked = channels if kwargs["groups"] == -1 else kwargs["groups"]
+        # gcd(channels, groups) is the groups themselves where they divide.
+        got = fitted_groups(channels, asked) if fit_groups else asked
         kwargs["groups"] = got
     try:
         new = group_norm(name=layer.name, dtype=getattr(layer, "dtype_policy", None), **kwargs)
@@ -260,18 +258,13 @@ def rebuild(model, swap, weights):
     return new
 
 
-def _ws_twins(K):
+def _targets(K):
+    """Our GroupNormalization and the WS twins of the convolutions, in Keras `K`."""
     if K is keras:
-        return WS_TWINS
+        return GroupNormalization, WS_TWINS
     from keras_gn import legacy
 
-    return legacy.WS_TWINS
-
-
-def _legacy_group_norm():
-    from keras_gn import legacy
-
-    return legacy.GroupNormalization
+    return legacy.GroupNormalization, legacy.WS_TWINS
 
 
 def _keras_of(model):
