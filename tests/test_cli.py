@@ -35,9 +35,9 @@ def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
     values = _flags(config_cls)
     names = set(values)
     assert expected <= names
-    # The flags added since: SGD momentum, Weight Standardization and the padding, TrainConfig fields,
-    # and the ImageNet binary's virtual replicas.
-    added = {"momentum", "weight_standardization", "padding"}
+    # The flags added since: SGD momentum, Weight Standardization, the padding and the warm-up,
+    # TrainConfig fields, and the ImageNet binary's virtual replicas.
+    added = {"momentum", "weight_standardization", "padding", "warmup_epochs"}
     assert names - expected == added | ({"virtual_replicas"} if config_cls is TrainConfig else set())
     assert config_cls(**cli.values(config_cls, values)) == config_cls()
 
@@ -73,7 +73,7 @@ def test_choices_are_checked_by_the_parser_and_for_list_items():
     values = flags.FlagValues()
     cli.define_flags(StudyConfig, values)
     values(["binary", "--exhibits=table2,table9"])
-    with pytest.raises(app.UsageError, match="--exhibits: table9 not among table2, table1, table3"):
+    with pytest.raises(app.UsageError, match="--exhibits: table9 not among table2, exposure, table1, table3, all"):
         cli.values(StudyConfig, values)
 
 

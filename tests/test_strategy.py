@@ -42,7 +42,8 @@ STUDY = textwrap.dedent(
                                train_examples=64, eval_examples=32, epochs=1, depth=8, width=8, groups=4,
                                jit_compile=False, output_dir=sys.argv[1], replicas=4, base_batch=32,
                                renorm_images_per_replica=())
-    results = study.run_study(config, log=lambda line: None, strategy=make_strategy("mirrored", num_gpus=2))
+    results = study.run_study(config, log=lambda line: None, strategy=make_strategy("mirrored", num_gpus=2),
+                              on_result=study.write_report)
     print(json.dumps(results))
     """
 )
@@ -63,4 +64,7 @@ def test_study_under_two_replicas_uses_the_global_batch(tmp_path):
         assert r["replicas"] == 4 and r["device_replicas"] == 2 and r["global_batch"] == 16
         assert r["optimizer_steps"] == 4
         assert abs(r["learning_rate"] - 0.1 * 16 / 32) < 1e-7
+    # BN's error taken apart, from the model the two devices trained.
+    assert set(results[0]["bn_error"]) >= {"moving_averages", "precise", "batch_statistics"}
+    assert results[0]["bn_error"]["moving_averages"] == results[0]["val_error"]
     assert "4 replicas per step (global batch 4 × images per replica" in (tmp_path / "report.md").read_text()

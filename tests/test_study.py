@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from binaries import ROOT, env
@@ -54,7 +55,8 @@ def test_same_epochs_at_every_batch_hence_steps_scale_inversely():
 @pytest.mark.parametrize("batch", [32, 16, 8, 4, 2])
 @pytest.mark.parametrize("replicas", [1, 8])
 def test_learning_rate_scales_with_the_global_batch_and_drops_at_30_60_90_percent(batch, replicas):
-    config = _config(train_examples=6000, epochs=10, base_learning_rate=0.1, base_batch=256, replicas=replicas)
+    config = _config(train_examples=6000, epochs=10, base_learning_rate=0.1, base_batch=256, replicas=replicas,
+                     warmup_epochs=0.0)  # fmt: skip
     values, boundaries = study.learning_rates(config, batch)
     peak = 0.1 * replicas * batch / 256
     np.testing.assert_allclose(values, [peak, peak / 10, peak / 100, peak / 1000], rtol=1e-6)
@@ -77,7 +79,8 @@ def test_learning_rate_follows_the_global_batch_under_replicas():
 
 
 def test_plan_trains_each_shared_run_once():
-    config = _config(seeds=3, table3_seeds=1, groups=8, table3_group_sizes=(1, 2, 4, 8))
+    config = _config(seeds=3, table3_seeds=1, groups=8, table3_group_sizes=(1, 2, 4, 8),
+                     exhibits=("table2", "table1", "table3"))  # fmt: skip
     runs = study.plan(config)
     assert len(runs) == len(set(runs))
     cells = {(r.method, r.images_per_replica, r.groups, r.group_size) for r in runs}
@@ -125,7 +128,9 @@ def test_every_table3_setting_divides_every_layer():
     "overrides,message",
     [
         ({"norms": ("bn", "gnn")}, "unknown norm 'gnn'"),
-        ({"table3_groups": (1, 7)}, r"table3_groups: \[7\] do not divide every layer's channels"),
+        ({"table3_groups": (1, 7), "exhibits": ("all",)}, r"table3_groups: \[7\] do not divide every layer's channels"),
+        ({"exposure_norms": ("bn", "gnn")}, "unknown norm 'gnn'"),
+        ({"exposure_exhibit": (2.5,)}, r"exposure_exhibit is GAIN,OFFSET"),
         ({"groups": 32}, r"groups: \[32\] do not divide"),
         ({"exhibits": ("table9",)}, "unknown exhibit 'table9'"),
         ({"images_per_replica": (64,), "train_examples": 200}, r"\[64\] x 4 replicas is more than the 200 training"),
@@ -181,7 +186,7 @@ def _paper_like_results():
 
 
 def test_report_tables_and_claims_from_known_results(tmp_path):
-    config = _config(output_dir=str(tmp_path), groups=8)
+    config = _config(output_dir=str(tmp_path), groups=8, exhibits=("table2", "table1", "table3"))
     results = _paper_like_results()
     report = study.report_markdown(results, config)
     assert "| BN | 23.60 ± 0.28 | 23.70 ± 0.28 | 24.80 ± 0.28 | 27.30 ± 0.28 | 34.70 ± 0.28 |" in report
@@ -206,7 +211,7 @@ def test_report_tables_and_claims_from_known_results(tmp_path):
 
 
 def test_claims_fail_where_the_numbers_say_so():
-    config = _config(groups=8)
+    config = _config(groups=8, exhibits=("table2", "table1", "table3"))
     results = _paper_like_results()
     for r in results:
         if r["norm"] == "gn" and r["groups"] == 8 and r["images_per_replica"] == 32:
@@ -229,6 +234,42 @@ def test_claims_fail_where_the_numbers_say_so():
     assert verdicts["GN+WS's spread over 32…2 images at most 1.5 points"] is False
     # GN+WS at 32 (23.8) is now nearer BN than GN (26.6) is.
     assert verdicts["GN+WS's gap to BN at 32 images smaller than GN's"] is True
+
+
+def test_exposure_and_bn_error_from_known_results(tmp_path):
+    config = _config(
+        output_dir=str(tmp_path), groups=8, exhibits=("table2", "exposure"), exposure_images_per_replica=(32, 2)
+    )
+    results = [r for r in _paper_like_results() if r["images_per_replica"] in (32, 16, 8, 4, 2)]
+    for r in results:
+        if r["norm"] in ("bn", "brn"):  # moving averages as deployed; precise 1 point better; batch statistics as at 32
+            r["bn_error"] = {"moving_averages": r["val_error"], "precise": r["val_error"] - 0.01,
+                             "batch_statistics": 0.24 + (0.02 if r["images_per_replica"] == 2 else 0.0)}  # fmt: skip
+    exposed = []
+    for seed in (0, 1):
+        for b, (bn, gn) in {32: (0.25, 0.26), 2: (0.45, 0.265)}.items():
+            exposed += [dict(_result("bn", b, seed, bn), exposure=[2.5, 1.0]),
+                        dict(_result("gn", b, seed, gn, groups=8), exposure=[2.5, 1.0])]  # fmt: skip
+    report = study.report_markdown(results + exposed, config)
+    assert "| BN, moving averages (as deployed) | 23.60 ± 0.28 |" in report
+    assert "| BN, precise statistics | 22.60 ± 0.28 |" in report
+    assert "| BN, each validation batch's statistics | 24.00 ± 0.00 |" in report
+    # BN's loss 32 -> 2: 11.1 points with moving averages, 2 with batch statistics: 9.1 the mismatch.
+    assert "is +11.10 points with the moving averages, +11.10 with precise statistics and +2.00" in report
+    assert "the train/test mismatch, is +9.10 points (of which +0.00 is the moving averages' own error)" in report
+    assert (
+        "| BN, exposed | 25.00 ± 0.00 | 45.00 ± 0.00 |" in report
+        and "| BN, plain | 23.60 ± 0.28 | 34.70 ± 0.28 |" in report
+    )
+    verdicts = {c: (h, n) for e, c, h, n in study.claims(results + exposed, config) if e.startswith("exposure")}
+    assert verdicts["BN loses more from 32 to 2 images on exposed images than on plain ones"] == (
+        True, "BN's loss: plain +11.10, exposed +20.00 points")  # fmt: skip
+    assert verdicts["GN's change from 32 to 2 images on exposed images at most 1.5 points"] == (True, "+0.50 points")
+    # Without the exposed runs the claim is not measured; the plain ones alone do not make it hold.
+    assert [h for e, _, h, _ in study.claims(results, config) if e.startswith("exposure")] == [None]
+    study.write_report(results + exposed, config)
+    for name in ("bn_error.png", "exposure.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_one_seed_shows_no_spread():
@@ -292,6 +333,10 @@ def test_run_records_per_epoch_curves_and_its_schedule(tmp_path):
     assert result["val_error"] == result["val_error_per_epoch"][-1]
     assert result["optimizer_steps"] == 2 * (96 // (2 * 8))
     assert result["global_batch"] == 16 and result["replicas"] == 2 and result["method"] == "gn"
+    # Its network (depth 8: two stages, 14 and 7 pixels after the strided stem) and one epoch of warm-up.
+    assert result["protocol"]["network"] == {"stages": 2, "map_sizes": [[14, 14], [7, 7]]}
+    assert result["protocol"]["stem"] == "strided" and result["warmup_steps"] == 96 // 16
+    assert "bn_error" not in result  # GN has no batch statistics
     values, _ = study.learning_rates(config, 8)
     assert result["learning_rate"] == pytest.approx(values[0])
     assert result["final_learning_rate"] == pytest.approx(values[-1])
@@ -326,8 +371,10 @@ def test_quick_run_fills_every_exhibit(quick_run):
     out, stdout = quick_run
     runs = json.loads((out / "results.json").read_text())
     config = dataclasses.replace(study.StudyConfig(), **study.QUICK)
-    assert sorted(str((r["method"], r["images_per_replica"], r["groups"], r["group_size"])) for r in runs) == sorted(
-        str((r.method, r.images_per_replica, r.groups, r.group_size)) for r in study.plan(config)
+    assert sorted(
+        str((r["method"], r["images_per_replica"], r["groups"], r["group_size"], r["exposure"])) for r in runs
+    ) == sorted(
+        str((r.method, r.images_per_replica, r.groups, r.group_size, list(r.exposure))) for r in study.plan(config)
     )
     # GN+WS at every batch, Batch Renorm at 4, each with its replicas, global batch and learning rate.
     assert {r["images_per_replica"] for r in runs if r["method"] == "gn+ws"} == {32, 2}
@@ -350,7 +397,7 @@ def test_quick_run_fills_every_exhibit(quick_run):
     report = (out / "report.md").read_text()
     # Table 2: its columns 32, 4 (Batch Renorm's) and 2; each row filled at
     # its own batches. Tables 1 and 3: every cell.
-    table2 = report[report.index("## Table 2") : report.index("## Table 1")]
+    table2 = report[report.index("## Table 2") : report.index("### BN's error taken apart")]
     assert "| images per replica | 32 | 4 | 2 |" in table2
     assert "| BRN |  | " in table2 and " |  |\n" in table2.split("| BRN |")[1][:40]
     for label in ("BN", "GN", "GN+WS"):
@@ -363,8 +410,32 @@ def test_quick_run_fills_every_exhibit(quick_run):
         cells = [c.strip() for c in row.split("|")[2:-1]]
         assert all(cells) or row.startswith("| |"), row  # every cell filled
     assert "## The paper's claims here" in report and "not measured" in report  # the quick run lacks 16, 8 and 4
-    for name in ("figure1.png", "figure4.png", "table3.png"):
+    for name in ("figure1.png", "figure4.png", "table3.png", "bn_error.png", "exposure.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # BN's error taken apart for every BN and Batch Renorm run, on plain and exposed images.
+    for r in runs:
+        assert ("bn_error" in r) == (r["norm"] in ("bn", "brn")), r["method"]
+        if "bn_error" in r:
+            assert r["bn_error"]["moving_averages"] == pytest.approx(r["val_error"], abs=1e-6)
+            assert r["bn_error"]["precise_images"] == 500 and all(
+                0 <= r["bn_error"][k] <= 1 for k in ("precise", "batch_statistics")
+            )
+    decomposition = report[report.index("### BN's error taken apart") : report.index("## Exposure")]
+    assert "| images per replica | 32 | 4 | 2 |" in decomposition  # BN's batches and Batch Renorm's
+    for row in [line for line in decomposition.splitlines() if line.startswith(("| BN, ", "| BRN, "))]:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert (bool(cells[0]), bool(cells[1]), bool(cells[2])) == (
+            (False, True, False) if "BRN" in row else (True, False, True)
+        ), row
+    assert "the train/test mismatch, is" in decomposition
+    # The exposure exhibit: BN, GN and GN+WS at 32 and 2, plain and exposed, every cell filled.
+    assert {(r["method"], r["images_per_replica"]) for r in runs if r["exposure"]} == {
+        (m, b) for m in ("bn", "gn", "gn+ws") for b in (32, 2)
+    }
+    exposure = report[report.index("## Exposure") : report.index("## Table 1")]
+    rows = [line for line in exposure.splitlines() if line.startswith(("| BN,", "| GN,", "| GN+WS,"))]
+    assert len(rows) == 6 and all(all(c.strip() for c in row.split("|")[2:-1]) for row in rows)
+    assert "BN loses more from 32 to 2 images on exposed images" in report
     n = len(runs)
     assert f"[{n}/{n}]" in stdout and "min left" in stdout
 
@@ -381,7 +452,7 @@ def test_quick_run_started_again_trains_nothing(quick_run):
 
 
 def test_bad_flag_is_one_line_before_training(tmp_path):
-    result = _sweep("--table3_groups=1,7", f"--output_dir={tmp_path}/x", timeout=120)
+    result = _sweep("--exhibits=all", "--table3_groups=1,7", f"--output_dir={tmp_path}/x", timeout=120)
     assert result.returncode != 0 and "do not divide every layer's channels" in result.stderr
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "x")
 
@@ -410,3 +481,179 @@ def test_killed_study_leaves_no_worker_behind(tmp_path):
     study_process.wait()
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, f"workers still running after their study was killed: {alive}"
+
+
+# ------------------------------------------------------------ the four-stage protocol
+
+
+def test_strided_stem_gives_four_stages_of_14_7_4_2_pixels():
+    from keras_gn.study.run import network
+
+    model = resnet(14, norm="gn", groups=4, width=8, stem="strided", num_classes=10, input_shape=(28, 28, 1))
+    assert model.get_layer("stem_conv").output.shape[1:3] == (14, 14)
+    assert network(model) == {"stages": 4, "map_sizes": [[14, 14], [7, 7], [4, 4], [2, 2]]}
+    # The other stems, for comparison: the ImageNet stem's stride 4 leaves 1x1 maps at 28 pixels.
+    small = resnet(14, norm="gn", groups=4, width=8, stem="small", num_classes=10, input_shape=(28, 28, 1))
+    assert network(small)["map_sizes"] == [[28, 28], [14, 14], [7, 7], [4, 4]]
+    imagenet = resnet(14, norm="gn", groups=4, width=8, num_classes=10, input_shape=(28, 28, 1))
+    assert network(imagenet)["map_sizes"] == [[7, 7], [4, 4], [2, 2], [1, 1]]
+    with pytest.raises(ValueError, match="stem must be one of 'imagenet', 'small', 'strided'; got 'tiny'"):
+        resnet(14, stem="tiny")
+
+
+def test_warmup_ramps_linearly_then_the_steps_follow():
+    config = _config(train_examples=6000, epochs=10, replicas=4, base_learning_rate=0.1, base_batch=256,
+                     warmup_epochs=1.0)  # fmt: skip
+    plan = study.run_schedule(config, 8)
+    assert (plan.global_batch, plan.steps_per_epoch, plan.warmup_steps) == (32, 187, 187)
+    peak = 0.1 * 32 / 256
+    lr = plan.learning_rate()
+    rate = lambda step: float(lr(step))
+    # Step 0 takes 1/W of the peak, step W - 1 all of it, linearly between.
+    assert rate(0) == pytest.approx(peak / 187) and rate(92) == pytest.approx(peak * 93 / 187)
+    assert rate(186) == pytest.approx(peak) and rate(187) == pytest.approx(peak)
+    assert plan.boundaries == (561, 1122, 1683)
+    assert rate(561) == pytest.approx(peak) and rate(562) == pytest.approx(peak / 10)
+    # The schedule survives the optimizer's config (a saved model resumes with it).
+    config = keras.optimizers.SGD(learning_rate=lr).get_config()["learning_rate"]
+    again = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+    assert [float(again(s)) for s in (0, 100, 600)] == pytest.approx([rate(0), rate(100), rate(600)])
+    # No warm-up: the piecewise schedule itself.
+    assert isinstance(study.schedule(_config(warmup_epochs=0.0), 8), keras.optimizers.schedules.PiecewiseConstantDecay)
+    # keras-gn-imagenet's schedule takes the same warm-up.
+    from keras_gn.train import learning_rate_schedule
+
+    imagenet = learning_rate_schedule(0.1, 256, (30, 60, 90), 256, 100, warmup_epochs=5)
+    assert float(imagenet(0)) == pytest.approx(0.1 / 500) and float(imagenet(499)) == pytest.approx(0.1)
+
+
+def test_exposure_is_seeded_per_image_the_same_for_every_run_and_on_both_splits():
+    from keras_gn.data.arrays import exposed
+
+    config = _config(train_examples=300, eval_examples=200)
+    data = study.load_data(config)
+    once, twice = exposed(data, (2.5, 1.0)), exposed(data, (2.5, 1.0))
+    assert exposed(data, ()) is data
+    for split in (0, 1):
+        x, x_exposed = data[split][0], once[split][0]
+        np.testing.assert_array_equal(x_exposed, twice[split][0])  # deterministic
+        np.testing.assert_array_equal(data[split][1], once[split][1])  # labels untouched
+        # Each image is g x + o: recover g and o per image by least squares.
+        flat, out = x.reshape(len(x), -1).astype(np.float64), x_exposed.reshape(len(x), -1).astype(np.float64)
+        g = ((flat - flat.mean(1, keepdims=True)) * (out - out.mean(1, keepdims=True))).sum(1) / (
+            (flat - flat.mean(1, keepdims=True)) ** 2
+        ).sum(1)
+        o = out.mean(1) - g * flat.mean(1)
+        np.testing.assert_allclose(out, g[:, None] * flat + o[:, None], atol=1e-4)
+        assert 0.4 - 1e-6 <= g.min() and g.max() <= 2.5 + 1e-6 and np.abs(o).max() <= 1.0 + 1e-6
+        assert g.max() / g.min() > 4 and np.ptp(o) > 1.5  # the whole range is used
+    # Training and validation images get draws of their own seeds.
+    assert not np.allclose(once[0][0][:200].mean((1, 2, 3)) - data[0][0][:200].mean((1, 2, 3)),
+                           once[1][0].mean((1, 2, 3)) - data[1][0].mean((1, 2, 3)))  # fmt: skip
+    # The plan: every method of the exhibit on the same exposure; Table 2 on the plain images.
+    runs = study.plan(_config(seeds=1))
+    assert {r.exposure for r in runs if r.method in ("bn", "gn", "gn+ws")} == {(), (2.5, 1.0)}
+    assert {(r.method, r.images_per_replica) for r in runs if r.exposure} == {
+        (m, b) for m in ("bn", "gn", "gn+ws") for b in (32, 8, 2)
+    }
+    # A result read back from JSON matches its run.
+    run = next(r for r in runs if r.exposure)
+    assert run.matches(json.loads(json.dumps(dataclasses.asdict(run))))
+    assert not run.matches({**json.loads(json.dumps(dataclasses.asdict(run))), "exposure": []})
+    with pytest.raises(ValueError, match="exposure is GAIN,OFFSET with GAIN >= 1"):
+        study.plan(_config(exposure=(0.5, 1.0)))
+
+
+def _bn_model(renorm=False):
+    """Dense -> BN -> ReLU -> Dense -> BN (two levels), random gammas and betas."""
+    from keras_gn import VirtualReplicaBatchNormalization
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(8)(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-3, renorm=renorm)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dense(4)(x)
+    x = VirtualReplicaBatchNormalization(virtual_replicas=2, epsilon=1e-3)(x)
+    model = keras.Model(inputs, x)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+            layer.beta.assign(rng.normal(size=layer.beta.shape))
+    return model
+
+
+def test_precise_statistics_equal_float64_numpy_over_the_same_images():
+    from keras_gn.study import bn_error
+
+    model = _bn_model()
+    x = (np.random.default_rng(1).normal(size=(1000, 6)) * 3 + 1).astype(np.float32)
+    precise = bn_error.precise_statistics(model, x, batch_size=100)
+    # The reference, layer after layer in float64: BN 1's population
+    # statistics, then BN 2's over features normalized by them.
+    (w1, b1), (g1, beta1, *_), (w2, b2) = ([np.float64(v) for v in model.layers[i].get_weights()] for i in (1, 2, 4))
+    h1 = x.astype(np.float64) @ w1 + b1
+    z1 = np.maximum(g1 * (h1 - h1.mean(0)) / np.sqrt(h1.var(0) + 1e-3) + beta1, 0.0)
+    h2 = z1 @ w2 + b2
+    first, second = bn_error.bn_layers(precise)
+    for layer, h in ((first, h1), (second, h2)):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), h.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), h.var(0), rtol=1e-5)
+    # The model itself keeps its moving averages; the batch size only bounds memory.
+    assert np.all(bn_error.bn_layers(model)[0].moving_mean.numpy() == 0)
+    other = bn_error.precise_statistics(model, x, batch_size=250)
+    np.testing.assert_allclose(bn_error.bn_layers(other)[1].moving_variance.numpy(), h2.var(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("renorm", [False, True])
+def test_batch_statistics_evaluation_equals_bn_in_training_mode_on_each_batch(renorm):
+    from keras_gn.study import bn_error
+
+    model = _bn_model(renorm)
+    x = np.random.default_rng(2).normal(size=(203, 6)).astype(np.float32)
+    logits = bn_error.batch_statistics_logits(model, x, images_per_batch=4)
+    assert logits.shape == (200, 4)  # the last 3 images make no batch of 4
+    # The reference: the model built with plain BN (Batch Renorm's r and d
+    # are training-time corrections), in training mode on each batch of 4.
+    plain = _bn_model(renorm=False)
+    for old, new in zip(model.layers, plain.layers):
+        if isinstance(old, keras.layers.BatchNormalization):
+            new.set_weights(
+                [keras.ops.convert_to_numpy(v) for v in (old.gamma, old.beta, old.moving_mean, old.moving_variance)]
+            )
+        else:
+            new.set_weights(old.get_weights())
+    for layer in plain.layers:
+        if hasattr(layer, "virtual_replicas"):
+            layer.virtual_replicas = 1
+    reference = np.concatenate([plain(x[i : i + 4], training=True).numpy() for i in range(0, 200, 4)])
+    np.testing.assert_allclose(logits, reference, rtol=1e-4, atol=1e-5)
+    # Not the inference outputs (which use the moving averages).
+    assert not np.allclose(logits, model.predict(x[:200], verbose=0), atol=1e-2)
+    assert bn_error.error(logits, np.argmax(reference, -1)) == 0.0
+
+
+def test_a_results_folder_of_the_three_stage_protocol_is_refused(tmp_path):
+    """The committed study of the protocol before the four-stage network and
+    warm-up, as a results folder of today's: refused, naming what differs."""
+    old = os.path.join(ROOT, "docs", "classification_study", "three_stages", "results.json")
+    (tmp_path / "results.json").write_text(open(old).read())
+    config = _config(output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds runs of another protocol \(different depth, .*stem, warmup_epochs\)"):
+        study.run_study(config, log=lambda line: None)
+
+
+def test_the_study_runs_on_a_tfds_data_set_of_natural_images(tmp_path):
+    """--dataset=cifar10 (a prepared TFDS data set): the same runs, on 32x32
+    colour images (TFDS's mock data here: nothing is downloaded)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    config = _config(output_dir=str(tmp_path), dataset="cifar10", exposure=(2.0, 0.5), **dict(TINY, eval_examples=16))
+    with tfds.testing.mock_data(num_examples=128):
+        data = study.load_data(config)
+    (x_train, _), (x_eval, _), classes, source = data
+    assert x_train.shape == (96, 32, 32, 3) and x_eval.shape == (16, 32, 32, 3) and classes == 10
+    result = study.train_one(config, data, study.Run("bn", 8, 0, exposure=config.exposure))
+    assert result["protocol"]["network"]["map_sizes"] == [[16, 16], [8, 8]]
+    assert result["protocol"]["dataset"] == "cifar10" and tuple(result["exposure"]) == (2.0, 0.5)
+    assert 0 <= result["bn_error"]["precise"] <= 1

@@ -7,7 +7,10 @@ import numpy as np
 from keras_gn.data import fashion_mnist
 from keras_gn.data.images import dataset_info, load_tfds
 
-__all__ = ["load_arrays"]
+__all__ = ["load_arrays", "apply_exposure", "exposed", "EXPOSURE_SEED"]
+
+# The seed of every per-image exposure: the same images whatever the run.
+EXPOSURE_SEED = 20180614
 
 
 def load_arrays(dataset, train_examples, eval_examples, data_dir=None):
@@ -26,7 +29,10 @@ def load_arrays(dataset, train_examples, eval_examples, data_dir=None):
         info = dataset_info(dataset, data_dir)
 
         def load(split):
-            return tfds.as_numpy(load_tfds(dataset, split, data_dir, as_supervised=True, batch_size=-1))
+            # In batches, not batch_size=-1: that needs a known size, which
+            # data sets made by a generator (TFDS's mock data) do not have.
+            batches = list(tfds.as_numpy(load_tfds(dataset, split, data_dir, as_supervised=True).batch(4096)))
+            return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
         (x_train, y_train), (x_eval, y_eval) = load("train"), load(info.eval_split)
         num_classes, source = info.num_classes, f"tfds:{dataset}"
@@ -51,3 +57,32 @@ def load_arrays(dataset, train_examples, eval_examples, data_dir=None):
         num_classes,
         source,
     )
+
+
+def apply_exposure(images, gain, offset, seed):
+    """Each image x (of `images`, [N, ...]) becomes g x + o: a contrast (and
+    exposure) gain g = exp(U(-ln gain, ln gain)) and an offset
+    o = U(-offset, offset), drawn once per image from `seed`; float32. The
+    images are standardized, so o shifts their brightness by o standard
+    deviations of the data set."""
+    if gain < 1 or offset < 0:
+        raise ValueError(f"exposure needs GAIN >= 1 and OFFSET >= 0; got GAIN={gain}, OFFSET={offset}.")
+    rng = np.random.default_rng(seed)
+    shape = (len(images),) + (1,) * (np.ndim(images) - 1)
+    g = np.exp(rng.uniform(-np.log(gain), np.log(gain), len(images))).reshape(shape)
+    o = rng.uniform(-offset, offset, len(images)).reshape(shape)
+    return (images * g + o).astype(np.float32)
+
+
+def exposed(data, exposure):
+    """`load_arrays`'s data with `apply_exposure` on both splits, each with its
+    own fixed seed; `exposure` is (GAIN, OFFSET), or empty for the data as
+    it is."""
+    if not exposure:
+        return data
+    if len(exposure) != 2:
+        raise ValueError(f"exposure is GAIN,OFFSET; got {tuple(exposure)}.")
+    (x_train, y_train), (x_eval, y_eval), num_classes, source = data
+    x_train = apply_exposure(x_train, *exposure, seed=(EXPOSURE_SEED, 0))
+    x_eval = apply_exposure(x_eval, *exposure, seed=(EXPOSURE_SEED, 1))
+    return (x_train, y_train), (x_eval, y_eval), num_classes, source

@@ -35,12 +35,16 @@ __all__ = [
     "resnet101",
     "ResNet",
     "STAGE_SIZES",
+    "STEMS",
     "normalized_channels",
     "check_groups",
     "conv_class",
     "pad",
     "PADDINGS",
 ]
+
+# stem -> (kernel, stride) of its convolution; "imagenet" adds a 3x3/2 max pool.
+STEMS = {"imagenet": (7, 2), "small": (3, 1), "strided": (3, 2)}
 
 # depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
 STAGE_SIZES = {
@@ -115,8 +119,11 @@ def resnet(
         GPU with cuDNN).
       width: channels of the stem and of the first stage's 3x3 convolutions
         (64 in ResNet-50; each stage doubles it; block outputs are 4x).
-      stem: "imagenet" (7x7 stride-2 convolution and 3x3 stride-2 max pool)
-        or "small" (one 3x3 stride-1 convolution, for 28-32 pixel images).
+      stem: one of `STEMS`: "imagenet" (7x7 stride-2 convolution and 3x3
+        stride-2 max pool: stride 4), "small" (one 3x3 stride-1 convolution,
+        for 28-32 pixel images: stride 1) or "strided" (one 3x3 stride-2
+        convolution, no pool: stride 2; 28-pixel images give the four
+        stages 14, 7, 4 and 2 pixel maps).
       weight_decay: the SGD weight decay (1e-4 in the paper), as L2 on every
         kernel, bias, gamma and beta; 0 for none.
       name: the model's name (default "resnet{depth}_{norm}").
@@ -230,8 +237,8 @@ def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}.")
-    if stem not in ("imagenet", "small"):
-        raise ValueError(f"stem must be 'imagenet' or 'small'; got {stem!r}.")
+    if stem not in STEMS:
+        raise ValueError(f"stem must be one of {', '.join(map(repr, STEMS))}; got {stem!r}.")
     if endpoints and stem != "imagenet":
         raise ValueError("endpoints (levels 2..5, stride 2**level) need stem='imagenet'.")
     stages = tuple(stages)
@@ -264,8 +271,10 @@ def _conv2d(K, data_format, reg, layer_args, weight_standardization=False, paddi
 
 
 def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args, padding="symmetric"):
-    """ "imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv."""
-    x = conv(x, width, 7 if stem == "imagenet" else 3, 2 if stem == "imagenet" else 1, "stem_conv")
+    """ "imagenet": 7x7/2 conv and 3x3/2 max pool; "small": one 3x3/1 conv;
+    "strided": one 3x3/2 conv."""
+    kernel, strides = STEMS[stem]
+    x = conv(x, width, kernel, strides, "stem_conv")
     x = K.layers.ReLU(name="stem_relu", **layer_args)(norm_layer(x, "stem_norm"))
     if stem == "imagenet":
         # Zeros pad a max pool like -inf here: it follows a ReLU.

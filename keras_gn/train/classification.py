@@ -36,7 +36,15 @@ from keras_gn.norms import NORMALIZATIONS
 from keras_gn.train.cli import option
 from keras_gn.train.runs import is_chief
 
-__all__ = ["TrainConfig", "ImageTask", "train", "learning_rate_schedule", "compile_classifier", "resolve_precision"]
+__all__ = [
+    "TrainConfig",
+    "ImageTask",
+    "train",
+    "learning_rate_schedule",
+    "LinearWarmup",
+    "compile_classifier",
+    "resolve_precision",
+]
 
 
 NORMS = tuple(NORMALIZATIONS)
@@ -61,7 +69,9 @@ class TrainConfig:
     depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
     width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
     stem: str = option(
-        "imagenet", "7x7/2 + max pool, or one 3x3/1 conv for small images.", choices=("imagenet", "small")
+        "imagenet",
+        "imagenet: 7x7/2 conv + 3x3/2 max pool; small: one 3x3/1 conv; strided: one 3x3/2 conv (small images).",
+        choices=("imagenet", "small", "strided"),
     )
     images_per_replica: int = option(
         32, "Images per GPU/TPU core: the paper's 'batch per GPU' (32, 16, 8, 4, 2).", minimum=1
@@ -80,6 +90,9 @@ class TrainConfig:
     base_learning_rate: float = option(0.1, "Learning rate for a total batch of --base_batch, scaled linearly.")
     base_batch: int = option(256, "The total batch of --base_learning_rate.", minimum=1)
     decay_epochs: tuple = option((30, 60, 90), "Epochs at which the learning rate is divided by 10.", item=float)
+    warmup_epochs: float = option(
+        0.0, "Epochs of linear warm-up from zero to the peak rate (Goyal et al. 2017; the paper: none).", minimum=0
+    )
     momentum: float = option(0.9, "SGD momentum.")
     weight_decay: float = option(1e-4, "Weight decay on all weights, gamma and beta included.", minimum=0)
     steps_per_epoch: "int | None" = option(None, "Default: training examples / global batch.", minimum=1)
@@ -96,14 +109,44 @@ class TrainConfig:
     verbose: int = option(2, "keras.Model.fit's verbosity.", flag=False)
 
 
-def learning_rate_schedule(base_learning_rate, base_batch, decay_epochs, global_batch, steps_per_epoch):
+def learning_rate_schedule(
+    base_learning_rate, base_batch, decay_epochs, global_batch, steps_per_epoch, warmup_epochs=0.0
+):
     """lr = base_learning_rate * global_batch / base_batch (the linear scaling
     rule), divided by 10 at each of `decay_epochs` (may be fractional): a
-    Keras `PiecewiseConstantDecay` over optimizer steps."""
+    Keras `PiecewiseConstantDecay` over optimizer steps; with
+    `warmup_epochs`, a `LinearWarmup` of it (Goyal et al. 2017)."""
     peak = base_learning_rate * global_batch / base_batch
     boundaries = [int(round(e * steps_per_epoch)) for e in decay_epochs]
     values = [peak / 10**i for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    return LinearWarmup(schedule, warmup_steps) if warmup_steps > 0 else schedule
+
+
+@keras.saving.register_keras_serializable(package="keras_gn")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule`'s rate times min(1, (step + 1) / warmup_steps): a linear
+    ramp over the first `warmup_steps` optimizer steps (step 0 takes
+    1 / warmup_steps of the rate, step warmup_steps - 1 all of it), then
+    `schedule` itself (Goyal et al. 2017's gradual warm-up, from zero)."""
+
+    def __init__(self, schedule, warmup_steps):
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+            raise ValueError(f"warmup_steps must be a positive integer; got {warmup_steps!r}.")
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        ramp = keras.ops.minimum(1.0, (keras.ops.cast(step, "float32") + 1.0) / self.warmup_steps)
+        return self.schedule(step) * ramp
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "warmup_steps": self.warmup_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["warmup_steps"])
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
@@ -338,7 +381,12 @@ def _train(config, strategy, task):
     with strategy.scope():
         model = task.model(config, info=plan.info)
         schedule = learning_rate_schedule(
-            config.base_learning_rate, config.base_batch, config.decay_epochs, plan.global_batch, plan.steps_per_epoch
+            config.base_learning_rate,
+            config.base_batch,
+            config.decay_epochs,
+            plan.global_batch,
+            plan.steps_per_epoch,
+            config.warmup_epochs,
         )
         compile_classifier(model, schedule, config.momentum, config.jit_compile, config.steps_per_execution)
     each = f"{plan.per_replica}"
