@@ -47,7 +47,7 @@ def _define_flags():
     # Defined when run as a program only: importing the module (tests, a
     # notebook) next to another benchmark defines no flag twice.
     flags.DEFINE_bool("quick", False, "A tiny ResNet, few rounds and sizes (a smoke run).")
-    flags.DEFINE_list("networks", ["study", "resnet50"], "Networks: study (the study's ResNet-11) and/or resnet50.")
+    flags.DEFINE_list("networks", ["study", "resnet50"], "Networks: study (the study's ResNet) and/or resnet50.")
     flags.DEFINE_integer("repeats", 9, "Timed rounds per training-step figure; the median is reported.")
     flags.DEFINE_string("output", "model_speed.json", "Where to write the JSON results ('' for none).")
 
@@ -72,9 +72,17 @@ def networks(quick):
                 [12, 16, 20],
             ),
         }
+    from keras_gn.study import StudyConfig
+
+    study = StudyConfig()
     return {
-        # The study's network and global batch at 32 images per replica (4 replicas).
-        "study": (dict(depth=11, width=16, stem="imagenet", groups=8, num_classes=10), (28, 28, 1), 128, None),
+        # The study's network and global batch at 32 images per replica.
+        "study": (
+            dict(depth=study.depth, width=study.width, stem=study.stem, groups=study.groups, num_classes=10),
+            (28, 28, 1),
+            study.replicas * 32,
+            None,
+        ),
         # ResNet-50 GN at ImageNet size, a detector's small batch.
         "resnet50": (dict(depth=50, groups=32, num_classes=1000), (224, 224, 3), 2, None),
     }
