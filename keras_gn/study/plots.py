@@ -22,26 +22,13 @@ def plot_figure1(results, config, path):
     table, batches = table2(results, config)
     fig, ax = _axes()
     for name in table:
-        cells = [(b, table[name][b]) for b in batches if table[name][b]]
-        if not cells:
-            continue
-        xs = [b for b, _ in cells]
-        mean = np.array([s[0] for _, s in cells])
-        std = np.array([s[1] or 0.0 for _, s in cells])
-        if len(cells) == 1:  # Batch Renorm at 4 images only: a point with its spread
-            ax.errorbar(xs, mean, yerr=std, marker="s", linestyle="none", capsize=4, label=paper.LABELS[name])
-            continue
         style = "--" if name.endswith("+ws") else "-"
-        (line,) = ax.plot(xs, mean, marker="o", linestyle=style, label=paper.LABELS[name])
-        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(batches)
-    ax.set_xticklabels([str(b) for b in batches])
-    ax.invert_xaxis()  # as the paper's Figure 1: the batch shrinks to the right
+        _curve(
+            ax, batches, table[name], linestyle=style, marker="s" if name == "brn" else "o", label=paper.LABELS[name]
+        )
+    _batch_axis(ax, batches)
     ax.set_xlabel("images per replica (batch of the normalization statistics)")
-    ax.set_ylabel("validation error (%)")
     ax.set_title("Figure 1: error against batch size (mean ± std over seeds)")
-    ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
