@@ -189,7 +189,12 @@ def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut, 
 BAD_FLAGS = {
     "count": (["imagenet"], ["--images_per_replica=0"], "--images_per_replica must be at least 1; got 0."),
     "groups": (["imagenet"], ["--groups=7"], "--groups: [7] do not divide every layer's channels [8, 16, 32, 64]"),
-    "depth": (["imagenet"], ["--depth=9"], "--depth=9: choose from 8, 11, 14, 26, 50, 101, 152."),
+    "depth": (["imagenet"], ["--depth=9"], "--depth=9: choose from 8, 11, 14, 18, 26, 34, 50, 101, 152."),
+    "basic depth for I3D": (
+        ["kinetics"],
+        ["--depth=18"],
+        "--depth=18: I3D inflates bottleneck blocks; choose from 8, 11, 14, 26, 50, 101, 152.",
+    ),
     "norm": (["imagenet"], ["--norm=gnn"], "flag --norm=gnn: value should be one of <bn|syncbn|frozen_bn|"),
     "no data_dir": (
         ["imagenet"],

@@ -184,3 +184,26 @@ def test_virtual_replicas_train_per_replica_bn_at_the_global_batch(tmp_path, cap
     bns = [l for l in model.layers if isinstance(l, VirtualReplicaBatchNormalization)]
     assert bns and all(l.virtual_replicas == 4 for l in bns)
     assert results["config"]["virtual_replicas"] == 4
+
+
+def test_resnet18_smoke_run_with_warmup(tmp_path):
+    """keras-gn-imagenet --depth=18 --norm=gn: ResNet-18's basic blocks, with
+    warm-up, end to end on synthetic data."""
+    import json
+
+    import keras
+
+    command = [
+        sys.executable, "-m", "experiments.imagenet_resnet", "--dataset=synthetic", "--depth=18", "--norm=gn",
+        "--width=8", "--groups=4", "--stem=strided", "--image_size=16", "--synthetic_classes=4",
+        "--synthetic_examples=32", "--images_per_replica=8", "--epochs=2", "--warmup_epochs=1", "--nojit_compile",
+        f"--model_dir={tmp_path}",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.arguments["depth"] == 18 and model.arguments["stem"] == "strided"
+    assert "stage4_block2_conv2" in [layer.name for layer in model.layers]
+    assert not any(layer.name.endswith("_conv3") for layer in model.layers)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["depth"] == 18 and results["config"]["warmup_epochs"] == 1.0

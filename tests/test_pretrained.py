@@ -52,6 +52,19 @@ def test_timm_weights_give_timms_logits(ref, file):
         assert _relative_error(model(x), expected[f"timm_logits_{size}"], f"{file} {size}") < 1e-4, size
 
 
+@pytest.mark.parametrize("depth", [18, 34])
+def test_torchvision_named_basic_resnets_give_torchvisions_logits(ref, depth):
+    """ResNet-18 and -34 (basic blocks, no projection in stage 1) from
+    torchvision's names, the block type read from the tensors."""
+    folder, expected = ref
+    model = load_pretrained(str(folder / f"resnet{depth}_gn.pth"))
+    assert model.arguments["depth"] == depth and model.input_shape == (None, None, None, 3)
+    assert "stage1_block1_proj_conv" not in [layer.name for layer in model.layers]
+    for size in ("224", "odd"):
+        x = preprocess(expected[f"images_{size}"], model)
+        assert _relative_error(model(x), expected[f"resnet{depth}_logits_{size}"], f"resnet{depth} {size}") < 1e-4
+
+
 def test_channels_first_gives_the_same_logits(ref):
     folder, expected = ref
     model = load_pretrained(str(folder / "resnet50_gn.safetensors"), data_format="channels_first")

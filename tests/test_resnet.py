@@ -19,6 +19,50 @@ def test_resnet50_and_101_have_the_standard_sizes():
     assert _trainable(resnet101(norm="bn")) == 44_549_160
 
 
+def test_resnet18_and_34_have_torchvisions_sizes_and_basic_blocks():
+    # torchvision's resnet18 / resnet34 have 11,689,512 / 21,797,672 parameters.
+    assert _trainable(resnet(18, norm="gn")) == 11_689_512
+    assert _trainable(resnet(34, norm="bn")) == 21_797_672
+    model = resnet(18, norm="gn", include_top=False)
+    assert model.output_shape == (None, 7, 7, 512)
+    names = [layer.name for layer in model.layers]
+    # Two 3x3 convolutions per block, the stride on the first; stage 1 keeps the stem's shape (no projection).
+    assert not any(n.endswith(("_conv3", "_norm3")) for n in names) and "stage1_block1_proj_conv" not in names
+    assert model.get_layer("stage2_block1_conv1").strides == (2, 2) and model.get_layer(
+        "stage2_block1_conv1"
+    ).kernel_size == (3, 3)
+    assert model.get_layer("stage2_block1_conv2").strides == (1, 1)
+    assert model.get_layer("stage2_block1_proj_conv").strides == (2, 2) and "stage2_block2_proj_conv" not in names
+    # Zero gamma in each block's last norm, and one in every other one.
+    for layer in model.layers:
+        if isinstance(layer, GroupNormalization):
+            assert np.all(layer.gamma.numpy() == (0.0 if layer.name.endswith("_norm2") else 1.0)), layer.name
+    assert len([l for l in model.layers if isinstance(l, GroupNormalization)]) == 1 + 2 * 8 + 3
+
+
+def test_basic_resnets_take_every_option():
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    for kwargs in (
+        dict(norm="bn", virtual_replicas=2),
+        dict(norm="gn", groups=8, weight_standardization=True, padding="same"),
+        dict(norm="gn", groups=8, stem="strided"),
+    ):
+        model = resnet(34, width=16, num_classes=10, input_shape=(32, 32, 3), **kwargs)
+        assert model(x, training=True).shape == (2, 10), kwargs
+    levels = resnet(18, norm="gn", groups=8, width=16, input_shape=(64, 64, 3), endpoints=True).output
+    assert {k: v.shape[1:] for k, v in levels.items()} == {
+        "2": (16, 16, 16), "3": (8, 8, 32), "4": (4, 4, 64), "5": (2, 2, 128)
+    }  # fmt: skip
+    # GN's groups must divide the basic stages' widths (no 4x outputs).
+    from keras_gn.models.resnet import normalized_channels
+
+    assert normalized_channels(18, 16) == [16, 32, 64, 128]
+    # A saved ResNet-18 rebuilds as one.
+    model = resnet(18, norm="gn", groups=8, width=16, num_classes=10, input_shape=(32, 32, 3))
+    again = type(model).from_config(model.get_config())
+    assert [l.name for l in again.layers] == [l.name for l in model.layers]
+
+
 def test_structure():
     model = resnet50(norm="gn", include_top=False)
     assert model.output_shape == (None, 7, 7, 2048)
@@ -45,7 +89,7 @@ def test_channels_first_matches_channels_last():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="depth must be one of"):
-        resnet(34)
+        resnet(35)
     with pytest.raises(ValueError, match="data_format must be"):
         resnet(8, data_format="NHWC")
     with pytest.raises(ValueError, match="groups=32 is more than the 8 channels"):

@@ -17,6 +17,8 @@ too, eval mode) it writes, in OUT_DIR:
   replaced by the WS authors' formula: (w - mean) / (unbiased std + 1e-5))
   as the WS authors published theirs: torchvision names with a "module."
   prefix under "state_dict";
+- `resnet18_gn.pth`, `resnet34_gn.pth`: torchvision's ResNet-18 and -34
+  (basic blocks) with GN of 32 groups in place of BN, random weights;
 - `reference.npz`: uint8 RGB images at 224 x 224 and 193 x 257, the inputs
   each model saw and its logits; and res2-res5 of the GN model on a 128 x 128
   image (NCHW), for the detector.
@@ -144,6 +146,15 @@ def main(folder):
         for level, layer in zip("2345", (gn.layer1, gn.layer2, gn.layer3, gn.layer4)):
             x = layer(x)
             ref[f"level{level}"] = x.numpy()
+    # torchvision's ResNet-18 and -34 with GN (32 groups) in place of BN: basic blocks.
+    import torchvision
+
+    for depth in (18, 34):
+        builder = getattr(torchvision.models, f"resnet{depth}")
+        basic = randomized(builder(norm_layer=lambda channels: torch.nn.GroupNorm(32, channels)), depth)
+        torch.save(basic.state_dict(), os.path.join(folder, f"resnet{depth}_gn.pth"))
+        for size in images:
+            ref[f"resnet{depth}_logits_{size}"] = run(basic, ref[f"timm_input_{size}"])
     np.savez(os.path.join(folder, "reference.npz"), **ref)
 
 

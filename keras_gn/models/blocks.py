@@ -1,6 +1,7 @@
-"""The bottleneck block and stage that every ResNet here is built from: the
-2-D ResNet (`resnet.py`), its 3-D I3D inflation (`i3d.py`) and the C4
-detector's res5 head, which all call `stage`.
+"""The residual blocks and the stage that every ResNet here is built from:
+the 2-D ResNet (`resnet.py`; bottleneck blocks, or basic blocks for
+ResNet-18 and -34), its 3-D I3D inflation (`i3d.py`) and the C4 detector's
+res5 head, which all call `stage`.
 
 The builders differ only in their convolutions and normalization, which they
 pass in as callables (as flax's and big_vision's ResNets do):
@@ -9,14 +10,18 @@ pass in as callables (as flax's and big_vision's ResNets do):
     norm(x, name, zero_init=False) -> tensor
 
 Layer names are a contract: `stage{s}_block{b}_{conv1,norm1,relu1,conv2,
-norm2,relu2,conv3,norm3,add,out}`, plus `_proj_conv`/`_proj_norm` on the
-first block of a stage. `inflate`, `detection.convert` and the C4 head copy
+norm2,relu2,conv3,norm3,add,out}` (a basic block has no conv3 and norm3),
+plus `_proj_conv`/`_proj_norm` on the first block of a stage that changes
+the shape. `inflate`, `detection.convert` and the C4 head copy
 weights between models by these names.
 """
 
 import keras
 
-__all__ = ["bottleneck", "stage", "apply_norm", "BuiltModel"]
+__all__ = ["bottleneck", "basic", "stage", "apply_norm", "BuiltModel", "EXPANSION"]
+
+# Output channels of a block over its `filters`, by block type.
+EXPANSION = {"bottleneck": 4, "basic": 1}
 
 
 def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, name, dtype=None):
@@ -54,25 +59,51 @@ def bottleneck(x, filters, *, strides, project, kernels, conv, norm, layers, nam
     return layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
 
 
-def stage(x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1, 3, 1), dtype=None):
-    """Residual stage `index` (1 for res2 ... 4 for res5): `blocks`
-    bottleneck blocks, the first with a projection and the stage's
-    `strides`. `kernels` is one triple for every block or a function of the
-    block's index (from 0) returning it (I3D inflates every other block).
-    `dtype`: as `bottleneck`'s."""
-    for block in range(blocks):
-        x = bottleneck(
-            x,
-            filters,
-            strides=strides if block == 0 else 1,
-            project=block == 0,
-            kernels=kernels(block) if callable(kernels) else kernels,
+def basic(x, filters, *, strides, project, conv, norm, layers, name, dtype=None):
+    """One basic residual block (He et al. 2016, ResNet-18 and -34): conv1
+    (3x3, carrying the stride) -> conv2 (3x3), each followed by its
+    normalization, ReLU after the first; the last normalization starts at
+    gamma = 0; the shortcut is a projection (1x1 conv with the stride +
+    norm) when `project`. Arguments as `bottleneck`'s; the output has
+    `filters` channels."""
+    shortcut = x
+    if project:
+        shortcut = norm(conv(x, filters, 1, strides, f"{name}_proj_conv"), f"{name}_proj_norm")
+    y = conv(x, filters, 3, strides, f"{name}_conv1")
+    y = layers.ReLU(name=f"{name}_relu1", dtype=dtype)(norm(y, f"{name}_norm1"))
+    y = conv(y, filters, 3, 1, f"{name}_conv2")
+    y = norm(y, f"{name}_norm2", zero_init=True)
+    y = layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
+    return layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
+
+
+def stage(
+    x, index, blocks, filters, *, strides, conv, norm, layers, kernels=(1, 3, 1), dtype=None, block="bottleneck",
+    project=True,
+):  # fmt: skip
+    """Residual stage `index` (1 for res2 ... 4 for res5): `blocks` blocks of
+    type `block` ("bottleneck" or "basic"), the first with the stage's
+    `strides` and, when `project`, a projection shortcut (a basic stage whose
+    first block keeps the shape has none, as torchvision's). `kernels` (the
+    bottleneck's) is one triple for every block or a function of the block's
+    index (from 0) returning it (I3D inflates every other block). `dtype`: as
+    `bottleneck`'s."""
+    if block not in EXPANSION:
+        raise ValueError(f"block must be one of {', '.join(EXPANSION)}; got {block!r}.")
+    for i in range(blocks):
+        common = dict(
+            strides=strides if i == 0 else 1,
+            project=project and i == 0,
             conv=conv,
             norm=norm,
             layers=layers,
-            name=f"stage{index}_block{block + 1}",
+            name=f"stage{index}_block{i + 1}",
             dtype=dtype,
         )
+        if block == "basic":
+            x = basic(x, filters, **common)
+        else:
+            x = bottleneck(x, filters, kernels=kernels(i) if callable(kernels) else kernels, **common)
     return x
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_gn.models.blocks import BuiltModel, apply_norm, stage
 from keras_gn.models.resnet import (
+    BASIC_DEPTHS,
     STAGE_SIZES,
     check_padding,
     check_weight_standardization,
@@ -123,8 +124,9 @@ def _graph(
     weight_standardization=False, padding="symmetric", **norm_args,
 ):  # fmt: skip
     """(inputs, outputs, name) of `i3d_resnet()`'s model."""
-    if depth not in STAGE_SIZES:
-        raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
+    bottleneck_depths = sorted(d for d in STAGE_SIZES if d not in BASIC_DEPTHS)
+    if depth not in bottleneck_depths:
+        raise ValueError(f"depth must be one of {bottleneck_depths} (I3D inflates bottleneck blocks); got {depth}.")
     if temporal_padding not in ("zeros", "edge"):
         raise ValueError(f"temporal_padding must be 'zeros' or 'edge'; got {temporal_padding!r}.")
     if len(input_shape) != 4:

@@ -12,8 +12,10 @@ one name map per source.
   `conv1_gn_{s,b}`, `res{2-5}_{i}_branch2{a,b,c}_w` and `_gn_{s,b}`,
   `res{k}_0_branch1_*`, `pred_{w,b}`. Input: BGR, 0-255, minus the pixel
   means [102.9801, 115.9465, 122.7717].
-- "timm": `resnet50_gn` state dicts (`.pth`, `.safetensors`): `conv1.weight`,
-  `bn1.*`, `layer{L}.{B}.conv{1,2,3}.weight`, `bn{1,2,3}.*`,
+- "timm": `resnet50_gn` state dicts (`.pth`, `.safetensors`), and any
+  torchvision/timm-named GN ResNet of our depths (ResNet-18 and -34 with
+  their basic blocks too): `conv1.weight`, `bn1.*`,
+  `layer{L}.{B}.conv{1,2,3}.weight`, `bn{1,2,3}.*`,
   `layer{L}.0.downsample.{0,1}.*`, `fc.*`. Input: RGB in [0, 1] minus
   ImageNet's mean, divided by its std.
 - "ws": the WS authors' `R-50-GN-WS.pth.tar`: torchvision names under
@@ -22,7 +24,8 @@ one name map per source.
 
 All are ResNet v1 with the stride on the 3x3 convolution, GN with 32 groups
 and epsilon 1e-5, padded symmetrically: exactly `keras_gn.models.resnet(depth,
-norm="gn")` with its default padding. The depth is read from the weights.
+norm="gn")` with its default padding. The depth and the block type (a
+third convolution or not) are read from the weights.
 
 Weight files are untrusted input. Detectron pickles are read by an unpickler
 that admits only what such files hold (NumPy arrays, dtypes and scalars, and
@@ -40,7 +43,7 @@ import re
 
 import numpy as np
 
-from keras_gn.models.resnet import STAGE_SIZES, resnet
+from keras_gn.models.resnet import STAGE_SIZES, block_type, resnet
 
 __all__ = ["load_pretrained", "read_weights", "preprocess", "SOURCES", "WeightFileError"]
 
@@ -253,8 +256,9 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
       include_top: keep the classifier (global pooling and the 1000-class
         layer); False ends in the res5 feature map.
       dtype: the layers' dtype policy (None: the global one).
-      input_shape: the image shape without the batch; default (224, 224, 3)
-        (None spatial sizes work too: every size the paper's code takes).
+      input_shape: the image shape without the batch; default (None, None,
+        3): any size, as the paper's code takes any; a fixed size, e.g.
+        (224, 224, 3), gives every layer a static shape.
       data_format: "channels_last" (default) or "channels_first".
 
     Returns:
@@ -264,15 +268,20 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
     """
     weights, source = read_weights(path, source)
     sizes = _stage_sizes(weights, source)
-    depth = next((d for d, s in STAGE_SIZES.items() if list(s) == sizes and len(s) == 4), None)
+    # A bottleneck block has a third convolution; a basic block (ResNet-18, -34) has two.
+    block = "bottleneck" if _names(source, 1, 0, "conv3") in weights else "basic"
+    depth = next(
+        (d for d, s in STAGE_SIZES.items() if list(s) == sizes and len(s) == 4 and block_type(d) == block), None
+    )
     if depth is None:
-        raise WeightFileError(f"{path}: blocks per stage {sizes} are no ResNet's we build ({sorted(STAGE_SIZES)}).")
+        known = sorted(d for d in STAGE_SIZES if block_type(d) == block and len(STAGE_SIZES[d]) == 4)
+        raise WeightFileError(f"{path}: {sizes} {block} blocks per stage are no ResNet's we build (depths {known}).")
     top = _top(source)
     if include_top and top[0] not in weights:
         raise WeightFileError(f"{path}: no classifier ({top[0]}); load it with include_top=False.")
     num_classes = weights[top[0]].shape[0] if top[0] in weights else 1000
-    if input_shape is None:
-        input_shape = (224, 224, 3) if data_format == "channels_last" else (3, 224, 224)
+    if input_shape is None:  # open sizes, as keras-hub's backbones and timm's models take any
+        input_shape = (None, None, 3) if data_format == "channels_last" else (3, None, None)
     model = resnet(
         depth,
         norm="gn",

@@ -26,7 +26,7 @@ import functools
 
 import keras
 
-from keras_gn.models.blocks import BuiltModel, apply_norm, stage
+from keras_gn.models.blocks import EXPANSION, BuiltModel, apply_norm, stage
 from keras_gn.norms import keras_module, normalization
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "resnet101",
     "ResNet",
     "STAGE_SIZES",
+    "BASIC_DEPTHS",
+    "block_type",
     "STEMS",
     "normalized_channels",
     "check_groups",
@@ -46,16 +48,26 @@ __all__ = [
 # stem -> (kernel, stride) of its convolution; "imagenet" adds a 3x3/2 max pool.
 STEMS = {"imagenet": (7, 2), "small": (3, 1), "strided": (3, 2)}
 
-# depth -> blocks per stage. depth = 3 * blocks + 2 (bottleneck blocks).
+# depth -> blocks per stage. depth = 3 * blocks + 2 with bottleneck blocks,
+# 2 * blocks + 2 with the basic blocks of BASIC_DEPTHS.
 STAGE_SIZES = {
     8: [1, 1],
     11: [1, 1, 1],
     14: [1, 1, 1, 1],
+    18: [2, 2, 2, 2],
     26: [2, 2, 2, 2],
+    34: [3, 4, 6, 3],
     50: [3, 4, 6, 3],
     101: [3, 4, 23, 3],
     152: [3, 8, 36, 3],
 }
+
+BASIC_DEPTHS = (18, 34)
+
+
+def block_type(depth):
+    """ "basic" for ResNet-18 and -34, "bottleneck" for the other depths."""
+    return "basic" if depth in BASIC_DEPTHS else "bottleneck"
 
 
 def normalized_channels(depth, width=64):
@@ -65,7 +77,7 @@ def normalized_channels(depth, width=64):
     if depth not in STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(STAGE_SIZES)}; got {depth}.")
     stages = len(STAGE_SIZES[depth])
-    return sorted({width} | {m * width * 2**s for s in range(stages) for m in (1, 4)})
+    return sorted({width} | {m * width * 2**s for s in range(stages) for m in {1, EXPANSION[block_type(depth)]}})
 
 
 def check_groups(groups, depth, width=64, name="groups"):
@@ -103,10 +115,12 @@ def resnet(
     source=None,
     **norm_args,
 ):
-    """Builds a bottleneck ResNet v1 as a functional `keras.Model`.
+    """Builds a ResNet v1 as a functional `keras.Model`: bottleneck blocks, or
+    basic blocks (two 3x3 convolutions) at depths 18 and 34.
 
     Args:
-      depth: one of `STAGE_SIZES` (8, 11, 14, 26, 50, 101, 152).
+      depth: one of `STAGE_SIZES` (bottleneck: 8, 11, 14, 26, 50, 101, 152;
+        basic: 18, 34).
       norm: a name for `keras_gn.normalization` ("gn", "bn", "syncbn",
         "frozen_bn", "brn", "ln", "in", "none"), a layer class (Keras 3 or
         tf_keras) or a callable.
@@ -211,6 +225,9 @@ def _graph(
             strides=1 if index == 1 else 2,
             conv=conv,
             norm=norm_layer,
+            block=block_type(depth),
+            # A basic stage 1 keeps the stem's shape: no projection (torchvision's).
+            project=index != 1 or block_type(depth) == "bottleneck",
             layers=K.layers,
             dtype=dtype,
         )

@@ -66,7 +66,7 @@ class TrainConfig:
         "Strided layers' padding: symmetric (PyTorch's and Caffe2's) or same (TensorFlow's; runs before 2026-12).",
         choices=("symmetric", "same"),
     )
-    depth: int = option(50, "ResNet depth: 50, 101 (the paper), or 8/11/14/26/152.")
+    depth: int = option(50, "ResNet depth: 50, 101 (the paper), 18/34 (basic blocks), or 8/11/14/26/152.")
     width: int = option(64, "Stem and first-stage width (64 in ResNet-50).", minimum=1)
     stem: str = option(
         "imagenet",

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_gn.data.video import video_dataset
 from keras_gn.models import i3d_resnet, inflate
+from keras_gn.models.resnet import BASIC_DEPTHS, STAGE_SIZES
 from keras_gn.train.classification import ImageTask, TrainConfig, _check_mode
 from keras_gn.train.cli import inherit, option
 
@@ -55,6 +56,9 @@ class VideoTask(ImageTask):
 
     def check(self, config):
         super().check(config)
+        if config.depth in BASIC_DEPTHS:
+            depths = ", ".join(str(d) for d in sorted(STAGE_SIZES) if d not in BASIC_DEPTHS)
+            raise ValueError(f"--depth={config.depth}: I3D inflates bottleneck blocks; choose from {depths}.")
         path = config.init_checkpoint
         if path and "://" not in path and not os.path.isfile(path):
             raise ValueError(
