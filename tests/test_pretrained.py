@@ -180,9 +180,15 @@ def test_preprocess_and_file_errors(tmp_path):
         preprocess(image, "caffe")
     with pytest.raises(WeightFileError, match="no such file"):
         load_pretrained(str(tmp_path / "none.pkl"))
-    (tmp_path / "w.npz").write_bytes(b"")
+    (tmp_path / "w.h5").write_bytes(b"")
     with pytest.raises(WeightFileError, match="unknown format"):
+        load_pretrained(str(tmp_path / "w.h5"))
+    with pytest.raises(WeightFileError, match="no such file"):
+        load_pretrained(str(tmp_path / "none.npz"))
+    (tmp_path / "w.npz").write_bytes(b"")  # .npz is BiT's: an empty one is no archive
+    with pytest.raises(WeightFileError, match=r"w\.npz: not a NumPy \.npz archive of arrays"):
         load_pretrained(str(tmp_path / "w.npz"))
+    np.testing.assert_allclose(preprocess(image, "bit")[0, 0, 0], np.array([10, 20, 30]) / 127.5 - 1, rtol=1e-6)
 
 
 def test_published_weights_start_the_gn_mask_rcnn(ref, tmp_path):
@@ -264,3 +270,64 @@ def test_convert_binary_then_mask_rcnn_trains_from_the_published_weights(ref, tm
     assert run.returncode == 0, run.stderr[-4000:]
     metrics = json.loads((tmp_path / "run" / "results.json").read_text())
     assert 0.0 <= metrics["AP"] <= 1.0
+
+
+# ------------------------------------------------------------ Big Transfer (BiT)
+
+
+@pytest.mark.parametrize("size", ["224", "odd"])
+def test_bit_npz_gives_timms_logits(ref, size):
+    """The BiT authors' .npz layout (written from timm's resnetv2_50x1_bit
+    with random weights and read back by timm's own loader) gives timm's
+    logits, at 224 x 224 and 193 x 257."""
+    from keras_gn.models.bit import BiTResNet
+
+    folder, expected = ref
+    model = load_pretrained(str(folder / "BiT-M-R50x1.npz"))
+    assert isinstance(model, BiTResNet) and (model.arguments["depth"], model.arguments["width_factor"]) == (50, 1)
+    x = preprocess(expected[f"images_{size}"], model)
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    assert _relative_error(model(x), expected[f"bit_logits_{size}"], f"BiT-M-R50x1 {size}") < 1e-4
+
+
+def test_bit_without_the_top_ends_in_the_pre_logits(ref):
+    folder, expected = ref
+    model = load_pretrained(str(folder / "BiT-M-R50x1.npz"), include_top=False)
+    features = model(preprocess(expected["images_224"], "bit"))
+    assert features.shape == (2, 2048)
+    assert _relative_error(features, expected["bit_pre_logits_224"]) < 1e-4
+
+
+def test_a_bit_npz_that_does_not_fit_is_named(ref, tmp_path):
+    folder, _ = ref
+    with np.load(folder / "BiT-M-R50x1.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    missing = dict(arrays)
+    del missing["resnet/block2/unit01/b/standardized_conv2d/kernel"]
+    np.savez(tmp_path / "missing.npz", **missing)
+    with pytest.raises(WeightFileError, match="missing resnet/block2/unit01/b/standardized_conv2d/kernel"):
+        load_pretrained(str(tmp_path / "missing.npz"))
+    np.savez(tmp_path / "extra.npz", **arrays, **{"resnet/extra/kernel": np.zeros(3, np.float32)})
+    with pytest.raises(WeightFileError, match=r"1 arrays not used by BiT R50, first \['resnet/extra/kernel'\]"):
+        load_pretrained(str(tmp_path / "extra.npz"))
+    # An archive holding a pickled object is refused, not unpickled.
+    np.savez(tmp_path / "pickled.npz", **{"resnet/root_block/standardized_conv2d/kernel": np.array([object()])})
+    with pytest.raises(WeightFileError, match="not a NumPy .npz archive of arrays"):
+        load_pretrained(str(tmp_path / "pickled.npz"))
+
+
+def test_bit_resnet_builds_every_published_shape_and_rebuilds_from_its_config():
+    from keras_gn.models import bit_resnet
+    from keras_gn.models.bit import BiTResNet
+
+    model = bit_resnet(50, 1)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 25_549_352  # timm's resnetv2_50x1_bit
+    wide = bit_resnet(101, 3, include_top=False, input_shape=(64, 64, 3))
+    assert wide.output_shape == (None, 2048 * 3) and wide.get_layer("root_conv").filters == 192
+    assert len([layer for layer in wide.layers if layer.name.endswith("_a_proj")]) == 4
+    again = BiTResNet.from_config(model.get_config())
+    assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    with pytest.raises(ValueError, match="depth must be one of \\[50, 101, 152\\]"):
+        bit_resnet(34)
+    with pytest.raises(ValueError, match="width_factor must be a positive integer"):
+        bit_resnet(50, 0)

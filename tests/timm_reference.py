@@ -19,6 +19,8 @@ too, eval mode) it writes, in OUT_DIR:
   prefix under "state_dict";
 - `resnet18_gn.pth`, `resnet34_gn.pth`: torchvision's ResNet-18 and -34
   (basic blocks) with GN of 32 groups in place of BN, random weights;
+- `BiT-M-R50x1.npz`: timm's resnetv2_50x1_bit (random weights) in the
+  layout the BiT authors publish, read back by timm's own loader;
 - `reference.npz`: uint8 RGB images at 224 x 224 and 193 x 257, the inputs
   each model saw and its logits; and res2-res5 of the GN model on a 128 x 128
   image (NCHW), for the detector.
@@ -155,7 +157,71 @@ def main(folder):
         torch.save(basic.state_dict(), os.path.join(folder, f"resnet{depth}_gn.pth"))
         for size in images:
             ref[f"resnet{depth}_logits_{size}"] = run(basic, ref[f"timm_input_{size}"])
+    bit_reference(folder, images, ref)
     np.savez(os.path.join(folder, "reference.npz"), **ref)
+
+
+def bit_npz(model):
+    """timm's resnetv2_*_bit state as the BiT authors publish it: their names,
+    kernels in TensorFlow's [kh, kw, in, out]."""
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+
+    def hwio(w):
+        return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+    out = {
+        "resnet/root_block/standardized_conv2d/kernel": hwio(state["stem.conv.weight"]),
+        "resnet/group_norm/gamma": state["norm.weight"],
+        "resnet/group_norm/beta": state["norm.bias"],
+        "resnet/head/conv2d/kernel": hwio(state["head.fc.weight"]),
+        "resnet/head/conv2d/bias": state["head.fc.bias"],
+    }
+    for key, value in state.items():
+        parts = key.split(".")  # stages.0.blocks.1.conv2.weight
+        if parts[0] != "stages":
+            continue
+        base = f"resnet/block{int(parts[1]) + 1}/unit{int(parts[3]) + 1:02d}/"
+        if parts[4] == "downsample":
+            out[base + "a/proj/standardized_conv2d/kernel"] = hwio(value)
+        elif parts[4].startswith("conv"):
+            out[base + "abc"[int(parts[4][4:]) - 1] + "/standardized_conv2d/kernel"] = hwio(value)
+        elif parts[4].startswith("norm"):
+            kind = "gamma" if parts[5] == "weight" else "beta"
+            out[base + "abc"[int(parts[4][4:]) - 1] + f"/group_norm/{kind}"] = value
+    return out
+
+
+def bit_reference(folder, images, ref):
+    """BiT-M-R50x1.npz (timm's resnetv2_50x1_bit with random weights, every
+    kernel and GN parameter drawn: timm starts each unit's last kernel at 0),
+    checked by loading it back with timm's own `_load_weights`; its logits
+    and pre-logits features on BiT's input, RGB in [-1, 1]."""
+    from timm.models import resnetv2
+
+    generator = torch.Generator().manual_seed(7)
+    bit = timm.create_model("resnetv2_50x1_bit", pretrained=False)
+    with torch.no_grad():
+        for name, p in bit.named_parameters():
+            if p.dim() == 4:
+                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
+                p.copy_(torch.randn(p.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            elif name.endswith("weight"):
+                p.copy_(torch.rand(p.shape, generator=generator) + 0.5)
+            else:
+                p.copy_(0.2 * torch.randn(p.shape, generator=generator))
+    bit.eval()
+    path = os.path.join(folder, "BiT-M-R50x1.npz")
+    np.savez(path, **bit_npz(bit))
+    again = timm.create_model("resnetv2_50x1_bit", pretrained=False)
+    resnetv2._load_weights(again, path)  # the layout is the published one: timm's reader takes it
+    for key, value in bit.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+    for size, image in images.items():
+        x = (image / np.float32(127.5) - 1).astype(np.float32)
+        with torch.no_grad():
+            t = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+            ref[f"bit_logits_{size}"] = again.eval()(t).numpy()
+            ref[f"bit_pre_logits_{size}"] = again.forward_head(again.forward_features(t), pre_logits=True).numpy()
 
 
 if __name__ == "__main__":

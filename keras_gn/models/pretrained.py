@@ -249,7 +249,8 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
     Args:
       path: a weight file of one of `SOURCES` (see the module docstring):
         `.pkl` (Detectron), `.safetensors` or `.pth` (timm), `.pth.tar`
-        (the WS authors).
+        (the WS authors); or a Big Transfer `.npz` (`BiT-M-R50x1.npz`...),
+        which gives a `keras_gn.models.bit.BiTResNet` (`load_bit`).
       source: "detectron", "timm" or "ws"; None detects it from the names
         (a torchvision-named file with the "module." prefix is "ws"; pass
         `source="ws"` for one saved without it).
@@ -266,6 +267,12 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
       `WeightFileError` (one line) when the file cannot be read safely or
       does not fit: the first missing and the first unused tensors.
     """
+    if str(path).lower().endswith(".npz"):  # Big Transfer's published ResNetV2 weights
+        from keras_gn.models.bit import load_bit
+
+        if data_format != "channels_last" or source not in (None, "bit"):
+            raise WeightFileError(f"{path}: a BiT .npz loads channels_last, as source 'bit' (or None).")
+        return load_bit(path, include_top=include_top, input_shape=input_shape or (None, None, 3), dtype=dtype)
     weights, source = read_weights(path, source)
     sizes = _stage_sizes(weights, source)
     # A bottleneck block has a third convolution; a basic block (ResNet-18, -34) has two.
@@ -321,11 +328,16 @@ def preprocess(images, source, data_format="channels_last"):
     """Maps uint8 RGB images ([N, H, W, 3], or channels first) to what a
     model of `source` (a name, or a model from `load_pretrained`) expects:
     float32 BGR minus Detectron's pixel means for "detectron"; RGB in [0, 1]
-    minus ImageNet's mean, divided by its std, for "timm" and "ws"."""
+    minus ImageNet's mean, divided by its std, for "timm" and "ws"; RGB in
+    [-1, 1] for "bit" (a `keras_gn.models.bit_resnet` model)."""
     if not isinstance(source, str):
-        source = getattr(source, "arguments", {}).get("source")
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)} (or a model loaded with it); got {source!r}.")
+        from keras_gn.models.bit import BiTResNet
+
+        source = "bit" if isinstance(source, BiTResNet) else getattr(source, "arguments", {}).get("source")
+    if source not in SOURCES + ("bit",):
+        raise ValueError(
+            f"source must be one of {', '.join(SOURCES + ('bit',))} (or a model loaded with it); got {source!r}."
+        )
     x = np.asarray(images, np.float32)
     axis = -1 if data_format == "channels_last" else 1
     if x.shape[axis] != 3:
@@ -334,6 +346,8 @@ def preprocess(images, source, data_format="channels_last"):
     shape[axis] = 3
     if source == "detectron":
         return np.flip(x, axis) - np.reshape(DETECTRON_PIXEL_MEANS_BGR, shape).astype(np.float32)
+    if source == "bit":  # BiT: RGB in [-1, 1]
+        return x / np.float32(127.5) - np.float32(1.0)
     mean = np.reshape(IMAGENET_MEAN, shape).astype(np.float32)
     std = np.reshape(IMAGENET_STD, shape).astype(np.float32)
     return (x / 255.0 - mean) / std
