@@ -1,11 +1,10 @@
 """The builders' architectures as data: every weight's name and shape, the
 layer order and, for the small models, the output for fixed weights.
 
-`tests/data/architectures.json` holds them as the builders made them before
-the shared bottleneck block (issue 14), with TensorFlow's "same" padding;
-`test_architecture.py` checks that the builders still make exactly these
-models with `padding="same"`, and that their default symmetric padding (issue
-22, for published weights) differs from them only by the padding. Regenerate
+`tests/data/architectures.json` holds them with TensorFlow's "same"
+padding; `test_architecture.py` checks that the builders still make exactly
+these models with `padding="same"`, and that their default symmetric
+padding (for published weights) differs from them only by the padding. Regenerate
 it only on purpose:
 
     python -c "import sys; sys.path.insert(0, 'tests'); import model_architectures as m; m.write()"

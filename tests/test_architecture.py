@@ -1,12 +1,11 @@
-"""The builders make exactly the models they made before the ResNet's block
-was shared (issue 14): the same layers in the same order, the same weight
-names, shapes and trainability, the same regularization losses, and for the
-small models the same outputs for the same weights. The expected values are
-`tests/data/architectures.json`, written from the builders as they were,
-which padded as TensorFlow does ("same"): the builders still make them with
-`padding="same"`. Their default since issue 22, symmetric padding (as
-PyTorch and Caffe2, for published weights), changes the models only by the
-padding: `ZeroPadding` layers before the strided layers, nothing else."""
+"""The builders make exactly the models recorded in
+`tests/data/architectures.json`: the same layers in the same order, the same
+weight names, shapes and trainability, the same regularization losses, and
+for the small models the same outputs for the same weights. The record pads
+as TensorFlow does ("same"): the builders still make it with
+`padding="same"`. Their default, symmetric padding (as PyTorch and Caffe2,
+for published weights), changes the models only by the padding:
+`ZeroPadding` layers before the strided layers, nothing else."""
 
 import json
 

@@ -20,7 +20,7 @@ from absl import app, flags
 
 from keras_gn.apps import launch
 from keras_gn.train import runs
-from keras_gn.train.strategy import STRATEGIES
+from keras_gn.train.strategy import STRATEGIES, is_chief
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -85,7 +85,7 @@ def _main(argv):
     with launch.usage_errors():
         train.split_cpu(FLAGS.cpu_devices)
         strategy = train.make_strategy(FLAGS.strategy, FLAGS.num_gpus, FLAGS.tpu)
-    if not runs.is_chief(strategy):
+    if not is_chief(strategy):
         return run.run(params, FLAGS.mode, FLAGS.model_dir, strategy)
     with runs.claim(FLAGS.model_dir, OUTPUTS, overwrite=FLAGS.overwrite) as finished:
         if finished and "train" in FLAGS.mode:

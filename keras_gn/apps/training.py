@@ -7,6 +7,7 @@ from absl import app, flags
 from keras_gn.apps import launch
 from keras_gn.errors import RunError
 from keras_gn.train import cli, runs, train
+from keras_gn.train.strategy import is_chief
 
 __all__ = ["binary", "define_flags", "train_in_folder"]
 
@@ -54,7 +55,7 @@ def train_in_folder(config_cls, task):
         task.check(config)
         runs.check_writable(config.model_dir, "--model_dir")
     strategy = _strategy(config)
-    if not runs.is_chief(strategy):
+    if not is_chief(strategy):
         # Another worker of a multi-worker run: the chief holds the folder.
         if not FLAGS.overwrite and tf.io.gfile.exists(f"{config.model_dir}/results.json"):
             print(runs.finished_notice(f"{config.model_dir}/results.json"))

@@ -17,8 +17,8 @@ __all__ = ["DatasetInfo", "dataset_info", "image_dataset", "load_tfds", "SYNTHET
 
 SYNTHETIC = "synthetic"
 # ImageNet's RGB mean and standard deviation, for images and clips in [0, 1].
-RGB_MEAN = (0.485, 0.456, 0.406)
-RGB_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ def load_tfds(name, split, data_dir=None, **kwargs):
 def _standardize(image, channels):
     image = tf.cast(image, tf.float32) / 255.0
     if channels == 3:
-        return (image - RGB_MEAN) / RGB_STD
+        return (image - IMAGENET_MEAN) / IMAGENET_STD
     return (image - 0.5) / 0.25
 
 

@@ -10,7 +10,7 @@ crop_size / 0.875 and center-cropped.
 
 import tensorflow as tf
 
-from keras_gn.data.images import RGB_MEAN, RGB_STD, batches, read_tfds, shard_and_cache
+from keras_gn.data.images import IMAGENET_MEAN, IMAGENET_STD, batches, read_tfds, shard_and_cache
 
 __all__ = ["video_dataset"]
 
@@ -94,7 +94,7 @@ def video_dataset(
                 clip = _train_clip(video, frames, sample_rate, crop_size, seed)
             else:
                 clip = _eval_clips(video, frames, sample_rate, crop_size, clips)
-            return (clip - RGB_MEAN) / RGB_STD, example["label"]
+            return (clip - IMAGENET_MEAN) / IMAGENET_STD, example["label"]
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return batches(ds, batch_size, training, repeat, seed, 1024, drop_remainder)

@@ -12,7 +12,8 @@ import tf_keras
 from official.vision.modeling.backbones import factory as backbone_factory
 from official.vision.modeling.decoders import factory as decoder_factory
 
-from keras_gn.models.resnet import conv_class, resnet
+from keras_gn.models.blocks import conv_class
+from keras_gn.models.resnet import resnet
 from keras_gn.norms import normalization
 
 __all__ = ["build_backbone", "build_fpn", "ws_argument"]

@@ -10,7 +10,7 @@ from official.core import exp_factory, task_factory, train_lib, train_utils
 from official.modeling import hyperparams
 
 import keras_gn.detection  # noqa: F401 - registers the backbone, FPN, task and experiments
-from keras_gn.train.runs import is_chief
+from keras_gn.train.strategy import is_chief
 
 __all__ = ["experiment_params", "resolve_checkpoint", "run"]
 

@@ -16,9 +16,27 @@ the shape. `inflate`, `detection.convert` and the C4 head copy
 weights between models by these names.
 """
 
+import functools
+
 import keras
 
-__all__ = ["bottleneck", "basic", "stage", "apply_norm", "BuiltModel", "EXPANSION"]
+__all__ = [
+    "bottleneck",
+    "basic",
+    "stage",
+    "apply_norm",
+    "BuiltModel",
+    "EXPANSION",
+    "PADDINGS",
+    "check_padding",
+    "pad",
+    "check_weight_standardization",
+    "conv_class",
+    "conv_initializer",
+    "logits",
+    "norm_name",
+    "model_name",
+]
 
 # Output channels of a block over its `filters`, by block type.
 EXPANSION = {"bottleneck": 4, "basic": 1}
@@ -151,3 +169,82 @@ class BuiltModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**{**cls.SAVED_BEFORE, **config})
+
+
+# Shared by every builder (resnet, i3d_resnet, the detection backbone).
+PADDINGS = ("symmetric", "same")
+
+
+def check_padding(padding):
+    if padding not in PADDINGS:
+        raise ValueError(
+            f"padding must be 'symmetric' (PyTorch's and Caffe2's, for their weights) or 'same' "
+            f"(TensorFlow's); got {padding!r}."
+        )
+
+
+def pad(x, K, rank, kernel, strides, padding, name, data_format="channels_last", layer_args=None):
+    """(x, the padding for the layer that follows): with `padding="same"`, x
+    and "same"; with "symmetric", a strided layer whose window is larger than
+    1 gets x padded by (k - 1) // 2 on both sides of each axis (a
+    `ZeroPadding{rank}D` named `{name}_pad`) and "valid". Stride-1 layers
+    keep "same", which is symmetric for odd windows."""
+    kernel = (kernel,) * rank if isinstance(kernel, int) else tuple(kernel)
+    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
+    if padding == "same" or all(s == 1 for s in strides) or all(k == 1 for k in kernel):
+        return x, "same"
+    widths = tuple((k - 1) // 2 for k in kernel)
+    layer = getattr(K.layers, f"ZeroPadding{rank}D")
+    return layer(widths, data_format=data_format, name=f"{name}_pad", **(layer_args or {}))(x), "valid"
+
+
+def check_weight_standardization(weight_standardization):
+    if not (isinstance(weight_standardization, bool) or weight_standardization in ("variance", "std")):
+        raise ValueError(
+            f"weight_standardization must be False, True (or 'variance': sqrt(var + eps)) or 'std' "
+            f"(the WS authors' std + eps); got {weight_standardization!r}."
+        )
+
+
+def conv_class(K, rank, weight_standardization):
+    """Keras's `Conv{rank}D` of module `K` (`keras` or `tf_keras`), or its
+    Weight Standardization twin (with `weight_standardization` "std", a
+    factory of it with the WS authors' convention)."""
+    if not weight_standardization:
+        return getattr(K.layers, f"Conv{rank}D")
+    if K is keras:
+        from keras_gn import conv as module
+    else:
+        from keras_gn import legacy as module
+    cls = getattr(module, f"WSConv{rank}D")
+    if weight_standardization == "std":
+        return functools.partial(cls, convention="std")
+    return cls
+
+
+def conv_initializer(K=keras):
+    """He-normal over fan-out, truncated: every ResNet convolution's."""
+    return K.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
+def logits(K, num_classes, reg):
+    """The top layer: N(0, 0.01) weights, float32 logits under mixed precision."""
+    return K.layers.Dense(
+        num_classes,
+        kernel_initializer=K.initializers.RandomNormal(stddev=0.01),
+        kernel_regularizer=reg,
+        bias_regularizer=reg,
+        dtype="float32",
+        name="logits",
+    )
+
+
+def norm_name(norm):
+    """The norm's name in a model's default name: "gn", or the class's."""
+    return norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
+
+
+def model_name(prefix, norm, weight_standardization=False):
+    """A builder's default model name: "resnet50_gn", "_ws" added with
+    Weight Standardization ("resnet50_gn_ws")."""
+    return f"{prefix}_{norm_name(norm)}" + ("_ws" if weight_standardization else "")

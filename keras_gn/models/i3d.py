@@ -23,18 +23,19 @@ it by name (`inflate`).
 import keras
 import numpy as np
 
-from keras_gn.models.blocks import BuiltModel, apply_norm, stage
-from keras_gn.models.resnet import (
-    BASIC_DEPTHS,
-    STAGE_SIZES,
+from keras_gn.models.blocks import (
+    BuiltModel,
+    apply_norm,
     check_padding,
     check_weight_standardization,
     conv_class,
     conv_initializer,
     logits,
-    norm_name,
+    model_name,
     pad,
+    stage,
 )
+from keras_gn.models.resnet import BASIC_DEPTHS, STAGE_SIZES
 from keras_gn.models.transfer import copy_by_name
 from keras_gn.norms import normalization
 
@@ -168,7 +169,7 @@ def _graph(
     if include_top:
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
         outputs = logits(keras, num_classes, reg)(x)
-    return inputs, outputs, name or f"i3d_resnet{depth}_{norm_name(norm)}" + ("_ws" if weight_standardization else "")
+    return inputs, outputs, name or model_name(f"i3d_resnet{depth}", norm, weight_standardization)
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")

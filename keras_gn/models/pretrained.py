@@ -43,13 +43,12 @@ import re
 
 import numpy as np
 
+from keras_gn.data.images import IMAGENET_MEAN, IMAGENET_STD
 from keras_gn.models.resnet import STAGE_SIZES, block_type, resnet
 
 __all__ = ["load_pretrained", "read_weights", "preprocess", "SOURCES", "WeightFileError"]
 
 SOURCES = ("detectron", "timm", "ws")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DETECTRON_PIXEL_MEANS_BGR = (102.9801, 115.9465, 122.7717)
 
 

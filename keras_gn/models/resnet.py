@@ -1,5 +1,6 @@
-"""Bottleneck ResNet v1 (He et al. 2016) as the GN paper trained it, with the
-normalization chosen by `norm`.
+"""ResNet v1 (He et al. 2016) as the GN paper trained it, with the
+normalization chosen by `norm`: bottleneck blocks, or basic blocks at depths
+18 and 34 (torchvision's ResNet-18 and -34).
 
     model = keras_gn.models.resnet50(norm="gn")                  # ImageNet, 224 x 224
     model = keras_gn.models.resnet(depth=14, width=16, stem="small",
@@ -10,23 +11,35 @@ normalization chosen by `norm`.
 - Padding is symmetric, as PyTorch and Caffe2 pad (3 for the 7x7/2 stem, 1
   for each 3x3 and the 3x3/2 max pool), so that published weights give their
   outputs; `padding="same"` gives TensorFlow's (which pads a stride-2 layer
-  (0, 1) or (2, 3) on even sizes), as the builders did before.
+  (0, 1) or (2, 3) on even sizes).
 - Convolutions have no bias and He-normal (fan-out) initialisation.
 - The last normalization of every residual block starts with gamma = 0, so
   each block starts as the identity (the paper's recipe).
 - `weight_standardization=True` standardizes every convolution's kernel
   (stem and projections included; `keras_gn.WSConv2D`), as the Weight
-  Standardization authors' and BiT's GN+WS ResNets do.
+  Standardization authors' GN+WS ResNets do (BiT's pre-activation
+  ResNetV2: `keras_gn.models.bit_resnet`).
 - `weight_decay` is L2 on every weight, gamma and beta included (the paper's
   ImageNet recipe); it is applied through Keras regularizers, so it goes
   through the momentum exactly as in the paper's SGD.
 """
 
-import functools
-
 import keras
 
-from keras_gn.models.blocks import EXPANSION, BuiltModel, apply_norm, stage
+from keras_gn.models.blocks import (  # the helpers are re-exported: the other builders' names since their start
+    EXPANSION,
+    PADDINGS,
+    BuiltModel,
+    apply_norm,
+    check_padding,
+    check_weight_standardization,
+    conv_class,
+    conv_initializer,
+    logits,
+    model_name,
+    pad,
+    stage,
+)
 from keras_gn.norms import keras_module, normalization
 
 __all__ = [
@@ -238,7 +251,7 @@ def _graph(
     elif include_top:
         x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
         outputs = logits(K, num_classes, reg)(x)
-    return inputs, outputs, name or f"resnet{depth}_{norm_name(norm)}" + ("_ws" if weight_standardization else "")
+    return inputs, outputs, name or model_name(f"resnet{depth}", norm, weight_standardization)
 
 
 @keras.saving.register_keras_serializable(package="keras_gn")
@@ -300,78 +313,6 @@ def _stem(x, stem, width, conv, norm_layer, K, data_format, layer_args, padding=
             x
         )
     return x
-
-
-PADDINGS = ("symmetric", "same")
-
-
-def check_padding(padding):
-    if padding not in PADDINGS:
-        raise ValueError(
-            f"padding must be 'symmetric' (PyTorch's and Caffe2's, for their weights) or 'same' "
-            f"(TensorFlow's); got {padding!r}."
-        )
-
-
-def pad(x, K, rank, kernel, strides, padding, name, data_format="channels_last", layer_args=None):
-    """(x, the padding for the layer that follows): with `padding="same"`, x
-    and "same"; with "symmetric", a strided layer whose window is larger than
-    1 gets x padded by (k - 1) // 2 on both sides of each axis (a
-    `ZeroPadding{rank}D` named `{name}_pad`) and "valid". Stride-1 layers
-    keep "same", which is symmetric for odd windows."""
-    kernel = (kernel,) * rank if isinstance(kernel, int) else tuple(kernel)
-    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
-    if padding == "same" or all(s == 1 for s in strides) or all(k == 1 for k in kernel):
-        return x, "same"
-    widths = tuple((k - 1) // 2 for k in kernel)
-    layer = getattr(K.layers, f"ZeroPadding{rank}D")
-    return layer(widths, data_format=data_format, name=f"{name}_pad", **(layer_args or {}))(x), "valid"
-
-
-def check_weight_standardization(weight_standardization):
-    if not (isinstance(weight_standardization, bool) or weight_standardization in ("variance", "std")):
-        raise ValueError(
-            f"weight_standardization must be False, True (or 'variance': sqrt(var + eps)) or 'std' "
-            f"(the WS authors' std + eps); got {weight_standardization!r}."
-        )
-
-
-def conv_class(K, rank, weight_standardization):
-    """Keras's `Conv{rank}D` of module `K` (`keras` or `tf_keras`), or its
-    Weight Standardization twin (with `weight_standardization` "std", a
-    factory of it with the WS authors' convention)."""
-    if not weight_standardization:
-        return getattr(K.layers, f"Conv{rank}D")
-    if K is keras:
-        from keras_gn import conv as module
-    else:
-        from keras_gn import legacy as module
-    cls = getattr(module, f"WSConv{rank}D")
-    if weight_standardization == "std":
-        return functools.partial(cls, convention="std")
-    return cls
-
-
-def conv_initializer(K=keras):
-    """He-normal over fan-out, truncated: every ResNet convolution's."""
-    return K.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
-
-
-def logits(K, num_classes, reg):
-    """The top layer: N(0, 0.01) weights, float32 logits under mixed precision."""
-    return K.layers.Dense(
-        num_classes,
-        kernel_initializer=K.initializers.RandomNormal(stddev=0.01),
-        kernel_regularizer=reg,
-        bias_regularizer=reg,
-        dtype="float32",
-        name="logits",
-    )
-
-
-def norm_name(norm):
-    """The norm's name in a model's default name: "gn", or the class's."""
-    return norm if isinstance(norm, str) else getattr(norm, "__name__", "custom")
 
 
 def resnet50(**kwargs):

@@ -3,7 +3,7 @@ flags), the presets `QUICK` and `FULL`, and `Run`, one training run."""
 
 import dataclasses
 
-from keras_gn.train.cli import option
+from keras_gn.config_flags import option
 
 EXHIBITS = ("table2", "exposure", "table1", "table3")
 DEFAULT_EXHIBITS = ("table2", "exposure")

@@ -34,7 +34,7 @@ from keras_gn.models import resnet
 from keras_gn.models.resnet import STAGE_SIZES, check_groups
 from keras_gn.norms import NORMALIZATIONS
 from keras_gn.train.cli import option
-from keras_gn.train.runs import is_chief
+from keras_gn.train.strategy import is_chief
 
 __all__ = [
     "TrainConfig",
@@ -63,7 +63,7 @@ class TrainConfig:
     )
     padding: str = option(
         "symmetric",
-        "Strided layers' padding: symmetric (PyTorch's and Caffe2's) or same (TensorFlow's; runs before 2026-12).",
+        "Strided layers' padding: symmetric (PyTorch's and Caffe2's) or same (TensorFlow's).",
         choices=("symmetric", "same"),
     )
     depth: int = option(50, "ResNet depth: 50, 101 (the paper), 18/34 (basic blocks), or 8/11/14/26/152.")

@@ -24,7 +24,7 @@ import time
 
 from keras_gn.errors import RunError
 
-__all__ = ["LOCK", "claim", "check_writable", "is_chief", "finished_notice"]
+__all__ = ["LOCK", "claim", "check_writable", "finished_notice"]
 
 LOCK = "run.lock"
 
@@ -32,12 +32,6 @@ LOCK = "run.lock"
 def finished_notice(results):
     """What a binary says when its folder holds a finished run."""
     return f"This run has finished: its results are in {results}. Nothing to train (--overwrite starts afresh)."
-
-
-def is_chief(strategy):
-    """Whether this process writes the run's files: always, except on the
-    non-chief workers of a multi-worker strategy."""
-    return bool(getattr(strategy.extended, "should_checkpoint", True))
 
 
 def check_writable(folder, flag, remote=False):

@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-__all__ = ["STRATEGIES", "make_strategy", "split_cpu"]
+__all__ = ["STRATEGIES", "make_strategy", "split_cpu", "is_chief"]
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu", "auto")
 
@@ -110,3 +110,9 @@ def _tpu_strategy(tpu):
     except Exception as error:  # noqa: BLE001 - TF raises many kinds here
         raise RuntimeError(f"--strategy=tpu: could not reach the TPU {tpu!r}: {error}") from error
     return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on the
+    non-chief workers of a multi-worker strategy."""
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
