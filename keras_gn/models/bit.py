@@ -45,7 +45,7 @@ import numpy as np
 
 from keras_gn.conv import WSConv2D
 from keras_gn.layers import GroupNormalization
-from keras_gn.models.blocks import BuiltModel
+from keras_gn.models.blocks import BuiltModel, pad
 
 __all__ = ["bit_resnet", "BiTResNet", "BIT_STAGE_SIZES", "BIT_EPSILON", "load_bit"]
 
@@ -91,10 +91,10 @@ def _graph(depth, width_factor, include_top, num_classes, input_shape, name, dty
     args = {"dtype": dtype} if dtype is not None else {}
 
     def conv(x, filters, kernel, strides, layer_name):
-        if kernel > 1:  # PyTorch's symmetric padding, kernel // 2 on each side
-            x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{layer_name}_pad", **args)(x)
-        return WSConv2D(filters, kernel, strides=strides, use_bias=False, epsilon=BIT_EPSILON, name=layer_name,
-                        **args)(x)  # fmt: skip
+        # PyTorch's symmetric padding, kernel // 2 on each side (the builders' "symmetric").
+        x, padding = pad(x, keras, 2, kernel, strides, "symmetric", layer_name, layer_args=args)
+        return WSConv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, epsilon=BIT_EPSILON,
+                        name=layer_name, **args)(x)  # fmt: skip
 
     def preact(x, layer_name):
         x = GroupNormalization(groups=32, epsilon=1e-5, name=f"{layer_name}_norm", **args)(x)

@@ -4,12 +4,10 @@ learning-rate schedule of one run."""
 
 import dataclasses
 
-import keras
-
 from keras_gn.models.resnet import STAGE_SIZES, check_groups
 from keras_gn.norms import NORMALIZATIONS
 from keras_gn.study.config import EXHIBITS, LARGE_BATCH, TABLE1_METHODS, Run, split_method
-from keras_gn.train.classification import LinearWarmup
+from keras_gn.train.classification import LinearWarmup, step_schedule
 
 # The learning rate is divided by 10 at these fractions of training.
 DECAY_FRACTIONS = (0.3, 0.6, 0.9)
@@ -126,9 +124,7 @@ class RunSchedule:
 
     def learning_rate(self):
         """The Keras schedule the optimizer takes."""
-        values = [self.peak_learning_rate / 10**i for i in range(len(self.boundaries) + 1)]
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(list(self.boundaries), values)
-        return LinearWarmup(rate, self.warmup_steps) if self.warmup_steps else rate
+        return step_schedule(self.peak_learning_rate, self.boundaries, self.warmup_steps)
 
 
 def run_schedule(config, images_per_replica, replicas=None):
@@ -167,5 +163,6 @@ def schedule(config, images_per_replica, replicas=None):
 def learning_rates(config, images_per_replica, replicas=None):
     """(the learning rates, the optimizer steps after which each next one
     applies) of `schedule` after its warm-up, as Python numbers."""
-    plan = run_schedule(config, images_per_replica, replicas)
-    return [plan.peak_learning_rate / 10**i for i in range(len(plan.boundaries) + 1)], list(plan.boundaries)
+    lr = schedule(config, images_per_replica, replicas)
+    steps = lr.schedule if isinstance(lr, LinearWarmup) else lr  # read from what the optimizer takes
+    return [float(v) for v in steps.values], [int(b) for b in steps.boundaries]

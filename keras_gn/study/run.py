@@ -83,7 +83,7 @@ def train_one(config, data, run, strategy=None):
         "protocol": {**config.protocol(), "network": network(model)},
     }
     if bn_error.bn_layers(model):
-        result["bn_error"] = _bn_error(config, model, data, run)
+        result["bn_error"] = _bn_error(config, model, data, run, result["val_error"])
     return result
 
 
@@ -115,14 +115,14 @@ def network(model):
     return {"stages": len(sizes), "map_sizes": [sizes[s] for s in sorted(sizes)]}
 
 
-def _bn_error(config, model, data, run):
-    """Validation error with the moving averages (as deployed), with precise
-    statistics over `config.precise_bn_images` training images, and with the
-    statistics of each validation batch of the run's images per replica."""
+def _bn_error(config, model, data, run, moving):
+    """Validation error with the moving averages (`moving`, as deployed: the
+    last epoch's validation pass), with precise statistics over
+    `config.precise_bn_images` training images, and with the statistics of
+    each validation batch of the run's images per replica."""
     (x_train, _), (x_eval, y_eval), _, _ = data
     start = time.time()
     precise = bn_error.precise_statistics(model, x_train[: config.precise_bn_images], PRECISE_BATCH)
-    moving = bn_error.error(model.predict(x_eval, batch_size=500, verbose=0), y_eval)
     batch = bn_error.batch_statistics_logits(model, x_eval, run.images_per_replica)
     return {
         "moving_averages": moving,

@@ -42,6 +42,7 @@ __all__ = [
     "train",
     "learning_rate_schedule",
     "LinearWarmup",
+    "step_schedule",
     "compile_classifier",
     "resolve_precision",
 ]
@@ -116,11 +117,19 @@ def learning_rate_schedule(
     rule), divided by 10 at each of `decay_epochs` (may be fractional): a
     Keras `PiecewiseConstantDecay` over optimizer steps; with
     `warmup_epochs`, a `LinearWarmup` of it (Goyal et al. 2017)."""
-    peak = base_learning_rate * global_batch / base_batch
-    boundaries = [int(round(e * steps_per_epoch)) for e in decay_epochs]
+    return step_schedule(
+        base_learning_rate * global_batch / base_batch,
+        [int(round(e * steps_per_epoch)) for e in decay_epochs],
+        int(round(warmup_epochs * steps_per_epoch)),
+    )
+
+
+def step_schedule(peak, boundaries, warmup_steps=0):
+    """`peak`, divided by 10 after each of the optimizer steps `boundaries`:
+    a Keras `PiecewiseConstantDecay`; with `warmup_steps`, a `LinearWarmup`
+    of it."""
     values = [peak / 10**i for i in range(len(boundaries) + 1)]
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(list(boundaries), values)
     return LinearWarmup(schedule, warmup_steps) if warmup_steps > 0 else schedule
 
 
