@@ -45,7 +45,8 @@ def _relative_error(ours, reference, label=None):
 def test_timm_weights_give_timms_logits(ref, file):
     folder, expected = ref
     model = load_pretrained(str(folder / file), input_shape=(None, None, 3))
-    assert model.arguments["source"] == "timm" and model.arguments["depth"] == 50
+    assert model.pretrained == {"source": "timm", "file": file} and model.arguments["depth"] == 50
+    assert "source" not in model.arguments  # provenance, not architecture
     for size in ("224", "odd"):  # 224 x 224 and 193 x 257
         x = preprocess(expected[f"images_{size}"], model)
         np.testing.assert_allclose(x, expected[f"timm_input_{size}"], rtol=1e-6, atol=1e-6)
@@ -90,7 +91,7 @@ def test_tensorflow_padding_would_not_give_them(ref):
 def test_detectron_pickle_gives_the_same_logits(ref):
     folder, expected = ref
     model = load_pretrained(str(folder / "R-50-GN.pkl"), input_shape=(None, None, 3))
-    assert model.arguments["source"] == "detectron"
+    assert model.pretrained["source"] == "detectron"
     for size in ("224", "odd"):
         x = preprocess(expected[f"images_{size}"], model)  # BGR minus Detectron's pixel means
         np.testing.assert_allclose(x, expected[f"detectron_input_{size}"], rtol=1e-6, atol=1e-4)
@@ -124,7 +125,7 @@ def test_ws_authors_checkpoint_gives_the_gn_ws_logits(ref):
 
     folder, expected = ref
     model = load_pretrained(str(folder / "R-50-GN-WS.pth.tar"), input_shape=(None, None, 3))
-    assert model.arguments["source"] == "ws"
+    assert model.pretrained["source"] == "ws"
     convs = [l for l in model.layers if isinstance(l, WSConv2D)]
     assert len(convs) == 53 and all(c.convention == "std" and c.epsilon == 1e-5 for c in convs)
     for size in ("224", "odd"):
@@ -189,6 +190,30 @@ def test_preprocess_and_file_errors(tmp_path):
     with pytest.raises(WeightFileError, match=r"w\.npz: not a NumPy \.npz archive of arrays"):
         load_pretrained(str(tmp_path / "w.npz"))
     np.testing.assert_allclose(preprocess(image, "bit")[0, 0, 0], np.array([10, 20, 30]) / 127.5 - 1, rtol=1e-6)
+
+
+def test_provenance_is_kept_beside_the_architecture(tmp_path):
+    """A loaded model's `pretrained` survives `.keras` saving and tells
+    `preprocess` its input; a config saved when `source` was a builder
+    argument loads with it as provenance; a model of no published weights
+    is refused by `preprocess` with the reason."""
+    import keras
+
+    from keras_gn.models import resnet
+    from keras_gn.models.resnet import ResNet
+
+    image = np.full((1, 32, 32, 3), [10, 20, 30], np.uint8)
+    model = resnet(8, width=8, groups=4, num_classes=3, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="got None"):
+        preprocess(image, model)
+    model.pretrained = {"source": "detectron", "file": "R-50-GN.pkl"}
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert again.pretrained == {"source": "detectron", "file": "R-50-GN.pkl"} and "source" not in again.arguments
+    np.testing.assert_array_equal(preprocess(image, again), preprocess(image, "detectron"))
+    old = {**model.get_config(), "source": "timm"}
+    del old["pretrained"]
+    assert ResNet.from_config(old).pretrained == {"source": "timm"}
 
 
 def test_published_weights_start_the_gn_mask_rcnn(ref, tmp_path):
@@ -285,6 +310,7 @@ def test_bit_npz_gives_timms_logits(ref, size):
     folder, expected = ref
     model = load_pretrained(str(folder / "BiT-M-R50x1.npz"))
     assert isinstance(model, BiTResNet) and (model.arguments["depth"], model.arguments["width_factor"]) == (50, 1)
+    assert model.pretrained == {"source": "bit", "file": "BiT-M-R50x1.npz"}
     x = preprocess(expected[f"images_{size}"], model)
     assert x.min() >= -1.0 and x.max() <= 1.0
     assert _relative_error(model(x), expected[f"bit_logits_{size}"], f"BiT-M-R50x1 {size}") < 1e-4

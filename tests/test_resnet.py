@@ -171,3 +171,33 @@ def test_ws_resnet_for_tf_keras():
                    weight_standardization=True)  # fmt: skip
     convs = [l for l in model.layers if isinstance(l, tf_keras.layers.Conv2D)]
     assert len(convs) == 9 and all(isinstance(c, legacy.WSConv2D) for c in convs)
+
+
+def test_each_builder_keeps_exactly_its_signatures_arguments():
+    """A builder is written once: its signature is its config (plus the
+    norm's keyword arguments and `trainable`), positional arguments included,
+    and a model rebuilt from the config has the same layers."""
+    import inspect
+
+    from keras_gn.models import bit_resnet, i3d_resnet
+    from keras_gn.models.bit import BiTResNet
+    from keras_gn.models.i3d import I3DResNet
+    from keras_gn.models.resnet import ResNet
+
+    built = [
+        (resnet, ResNet, resnet(8, "gn", width=8, groups=4, stem="small", input_shape=(8, 8, 3), num_classes=3)),
+        (i3d_resnet, I3DResNet, i3d_resnet(8, width=8, groups=4, input_shape=(4, 16, 16, 3), num_classes=3)),
+        (bit_resnet, BiTResNet, bit_resnet(50, 1, False, input_shape=(32, 32, 3))),
+    ]
+    for builder, cls, model in built:
+        parameters = inspect.signature(builder).parameters
+        named = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        extra = {"groups"} if "norm_args" in parameters else set()
+        assert isinstance(model, cls) and set(model.get_config()) == named | extra | {"trainable"}, builder.__name__
+        assert builder.__wrapped__ is cls.graph and builder.__doc__.strip()
+        again = cls.from_config(model.get_config())
+        assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    assert built[0][2].get_config()["depth"] == 8 and built[2][2].get_config()["include_top"] is False
+    # A norm with no name has no config to keep: a plain functional model.
+    plain = resnet(8, keras.layers.LayerNormalization, width=8, stem="small", input_shape=(8, 8, 3))
+    assert not isinstance(plain, ResNet) and plain.name == "resnet8_LayerNormalization"

@@ -54,6 +54,15 @@ BIT_EPSILON = 1e-8  # WS's epsilon (timm's; the BiT authors' code has 1e-10)
 _PREFIX = "resnet/"
 
 
+@keras.saving.register_keras_serializable(package="keras_gn")
+class BiTResNet(BuiltModel):
+    """The functional model `bit_resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
+
+    SAVED_BEFORE = {}
+
+
+@BiTResNet.builder
 def bit_resnet(
     depth=50, width_factor=1, include_top=True, num_classes=1000, input_shape=(None, None, 3), name=None, dtype=None
 ):
@@ -72,18 +81,6 @@ def bit_resnet(
       name: the model's name (default "bit_r{depth}x{width_factor}").
       dtype: the layers' dtype policy (None: the global one).
     """
-    return BiTResNet(
-        depth=depth,
-        width_factor=width_factor,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        name=name,
-        dtype=dtype,
-    )
-
-
-def _graph(depth, width_factor, include_top, num_classes, input_shape, name, dtype):
     if depth not in BIT_STAGE_SIZES:
         raise ValueError(f"depth must be one of {sorted(BIT_STAGE_SIZES)}; got {depth}.")
     if isinstance(width_factor, bool) or not isinstance(width_factor, int) or width_factor < 1:
@@ -119,15 +116,6 @@ def _graph(depth, width_factor, include_top, num_classes, input_shape, name, dty
     if include_top:
         x = keras.layers.Dense(num_classes, name="head", **args)(x)
     return inputs, x, name or f"bit_r{depth}x{width_factor}"
-
-
-@keras.saving.register_keras_serializable(package="keras_gn")
-class BiTResNet(BuiltModel):
-    """The functional model `bit_resnet()` builds, keeping its arguments
-    (`arguments`, `get_config`; see `BuiltModel`)."""
-
-    graph = staticmethod(_graph)
-    SAVED_BEFORE = {}
 
 
 def _file_names(layer_name):
@@ -198,4 +186,5 @@ def load_bit(path, include_top=True, input_shape=(None, None, 3), dtype=None):
                                            if not include_top else set()))  # fmt: skip
     if unused:
         raise WeightFileError(f"{path}: {len(unused)} arrays not used by BiT R{depth}, first {unused[:3]}.")
+    model.pretrained = {"source": "bit", "file": os.path.basename(str(path))}
     return model

@@ -17,8 +17,11 @@ weights between models by these names.
 """
 
 import functools
+import inspect
 
 import keras
+
+from keras_gn.norms import keras_module
 
 __all__ = [
     "bottleneck",
@@ -26,6 +29,7 @@ __all__ = [
     "stage",
     "apply_norm",
     "BuiltModel",
+    "builder_arguments",
     "EXPANSION",
     "PADDINGS",
     "check_padding",
@@ -142,14 +146,29 @@ class BuiltModel(keras.Model):
     it, as keras-hub's backbones do: `get_config` is those arguments, so a
     config or a saved `.keras` file rebuilds the model by building it again,
     and code that receives the model (a converter) reads them from it.
-    Subclasses set `graph(**arguments) -> (inputs, outputs, name)`."""
+
+    A builder is written once, as one function whose signature holds every
+    argument and default and whose body returns `(inputs, outputs, name)`;
+    `@Subclass.builder` makes it the public builder (same name, signature
+    and docstring) and the subclass's `graph`:
+
+        class ResNet(BuiltModel): ...
+
+        @ResNet.builder
+        def resnet(depth=50, norm="gn", ..., **norm_args):
+            ...
+            return inputs, outputs, name
+
+    Where the weights came from is not an argument: `pretrained` (a dict,
+    e.g. {"source": "timm", "file": "resnet50_gn.safetensors"}, set by the
+    loaders and kept in the config beside the arguments) says it."""
 
     graph = None
     # Arguments added since models were first saved, with the value a saved
     # config without them was built with: TensorFlow's padding then.
     SAVED_BEFORE = {"padding": "same"}
 
-    def __init__(self, trainable=True, **arguments):
+    def __init__(self, trainable=True, pretrained=None, **arguments):
         if arguments.get("dtype") is None:
             # The policy the layers get (the global one) is part of the model:
             # a model built under mixed precision and saved loads as it was.
@@ -157,18 +176,67 @@ class BuiltModel(keras.Model):
         inputs, outputs, name = type(self).graph(**arguments)
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
         self._arguments = dict(arguments)
+        self.pretrained = dict(pretrained) if pretrained else None
 
     @property
     def arguments(self):
-        """The builder's arguments this model was made from."""
+        """The builder's arguments this model was made from (its architecture)."""
         return dict(self._arguments)
 
     def get_config(self):
-        return {"trainable": self.trainable, **self.arguments}
+        config = {"trainable": self.trainable, **self.arguments}
+        if self.pretrained:
+            config["pretrained"] = dict(self.pretrained)
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**{**cls.SAVED_BEFORE, **config})
+        config = {**cls.SAVED_BEFORE, **config}
+        if "source" in config:  # saved when the weights' source was a builder argument
+            source = config.pop("source")
+            if source and not config.get("pretrained"):
+                config["pretrained"] = {"source": source}
+        return cls(**config)
+
+    @classmethod
+    def builder(cls, graph):
+        """Decorator: `graph` (the builder written once, returning
+        `(inputs, outputs, name)`) becomes this class's graph and the public
+        builder, which returns an instance of this class when `keeps` the
+        arguments, and a plain functional model of the arguments' framework
+        otherwise."""
+        cls.graph = staticmethod(graph)
+        signature = inspect.signature(graph)
+
+        @functools.wraps(graph)
+        def build(*args, **kwargs):
+            arguments = builder_arguments(signature, args, kwargs)
+            if cls.keeps(arguments):
+                return cls(**arguments)
+            inputs, outputs, name = graph(**arguments)
+            return keras_module(arguments.get("framework", "keras")).Model(inputs, outputs, name=name)
+
+        return build
+
+    @staticmethod
+    def keeps(arguments):
+        """Whether a model of these arguments can keep them in its config: a
+        norm given by name (a class or callable has no config), in Keras 3."""
+        return isinstance(arguments.get("norm", ""), str) and arguments.get("framework", "keras") == "keras"
+
+
+def builder_arguments(signature, args, kwargs):
+    """Every argument of a call to a builder of `signature`, defaults filled
+    in and its `**kwargs` (e.g. a norm's `groups=`) flattened, by name."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = {}
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        else:
+            arguments[name] = value
+    return arguments
 
 
 # Shared by every builder (resnet, i3d_resnet, the detection backbone).

@@ -75,6 +75,13 @@ def _temporal_kernels(depth, stage_sizes):
     return [[1 - (b % 2) for b in range(n)] for n in stage_sizes]
 
 
+@keras.saving.register_keras_serializable(package="keras_gn")
+class I3DResNet(BuiltModel):
+    """The functional model `i3d_resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
+
+
+@I3DResNet.builder
 def i3d_resnet(
     depth=50,
     norm="gn",
@@ -109,22 +116,6 @@ def i3d_resnet(
     Returns:
       A `keras.Model` with logits of `num_classes`, or the res5 features.
     """
-    arguments = dict(
-        depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
-        width=width, weight_decay=weight_decay, temporal_padding=temporal_padding, name=name, dtype=dtype,
-        weight_standardization=weight_standardization, padding=padding, **norm_args,
-    )  # fmt: skip
-    if isinstance(norm, str):
-        return I3DResNet(**arguments)
-    inputs, outputs, name = _graph(**arguments)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def _graph(
-    depth, norm, include_top, num_classes, input_shape, width, weight_decay, temporal_padding, name, dtype,
-    weight_standardization=False, padding="symmetric", **norm_args,
-):  # fmt: skip
-    """(inputs, outputs, name) of `i3d_resnet()`'s model."""
     bottleneck_depths = sorted(d for d in STAGE_SIZES if d not in BASIC_DEPTHS)
     if depth not in bottleneck_depths:
         raise ValueError(f"depth must be one of {bottleneck_depths} (I3D inflates bottleneck blocks); got {depth}.")
@@ -170,14 +161,6 @@ def _graph(
         x = keras.layers.GlobalAveragePooling3D(name="pool", **layer_args)(x)
         outputs = logits(keras, num_classes, reg)(x)
     return inputs, outputs, name or model_name(f"i3d_resnet{depth}", norm, weight_standardization)
-
-
-@keras.saving.register_keras_serializable(package="keras_gn")
-class I3DResNet(BuiltModel):
-    """The functional model `i3d_resnet()` builds, keeping its arguments
-    (`arguments`, `get_config`; see `BuiltModel`)."""
-
-    graph = staticmethod(_graph)
 
 
 def _conv3d(temporal_padding, reg, layer_args, weight_standardization=False, padding="symmetric"):

@@ -46,7 +46,7 @@ import numpy as np
 from keras_gn.data.images import IMAGENET_MEAN, IMAGENET_STD
 from keras_gn.models.resnet import STAGE_SIZES, block_type, resnet
 
-__all__ = ["load_pretrained", "read_weights", "preprocess", "SOURCES", "WeightFileError"]
+__all__ = ["load_pretrained", "read_weights", "preprocess", "pretrained_source", "SOURCES", "WeightFileError"]
 
 SOURCES = ("detectron", "timm", "ws")
 DETECTRON_PIXEL_MEANS_BGR = (102.9801, 115.9465, 122.7717)
@@ -262,7 +262,9 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
       data_format: "channels_last" (default) or "channels_first".
 
     Returns:
-      The model, whose config records `source` (for `preprocess`). Raises
+      The model; its `pretrained` attribute (kept in its config beside the
+      architecture's arguments, as timm's `pretrained_cfg`) records the
+      source and file name, for `preprocess`. Raises
       `WeightFileError` (one line) when the file cannot be read safely or
       does not fit: the first missing and the first unused tensors.
     """
@@ -299,8 +301,8 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
         data_format=data_format,
         dtype=dtype,
         weight_standardization="std" if source == "ws" else False,
-        source=source,
     )
+    model.pretrained = {"source": source, "file": os.path.basename(str(path))}
     try:
         plan, used = _assignments(model, weights, source)
     except KeyError as error:
@@ -323,16 +325,27 @@ def load_pretrained(path, source=None, include_top=True, dtype=None, input_shape
     return model
 
 
+def pretrained_source(model):
+    """The source of `model`'s published weights ("detectron", "timm", "ws",
+    "bit"), from its `pretrained` attribute; "bit" for any BiT ResNetV2
+    (they all take BiT's input); None for a model of no published weights."""
+    from keras_gn.models.bit import BiTResNet
+
+    pretrained = getattr(model, "pretrained", None) or {}
+    if pretrained.get("source"):
+        return pretrained["source"]
+    return "bit" if isinstance(model, BiTResNet) else None
+
+
 def preprocess(images, source, data_format="channels_last"):
     """Maps uint8 RGB images ([N, H, W, 3], or channels first) to what a
-    model of `source` (a name, or a model from `load_pretrained`) expects:
-    float32 BGR minus Detectron's pixel means for "detectron"; RGB in [0, 1]
-    minus ImageNet's mean, divided by its std, for "timm" and "ws"; RGB in
-    [-1, 1] for "bit" (a `keras_gn.models.bit_resnet` model)."""
+    model of `source` expects: float32 BGR minus Detectron's pixel means for
+    "detectron"; RGB in [0, 1] minus ImageNet's mean, divided by its std, for
+    "timm" and "ws"; RGB in [-1, 1] for "bit". `source` is one of those
+    names, or a model: one from `load_pretrained` (its `pretrained`
+    attribute says the source), or any `keras_gn.models.bit_resnet` ("bit")."""
     if not isinstance(source, str):
-        from keras_gn.models.bit import BiTResNet
-
-        source = "bit" if isinstance(source, BiTResNet) else getattr(source, "arguments", {}).get("source")
+        source = pretrained_source(source)
     if source not in SOURCES + ("bit",):
         raise ValueError(
             f"source must be one of {', '.join(SOURCES + ('bit',))} (or a model loaded with it); got {source!r}."

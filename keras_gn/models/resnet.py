@@ -107,6 +107,13 @@ def check_groups(groups, depth, width=64, name="groups"):
         )
 
 
+@keras.saving.register_keras_serializable(package="keras_gn")
+class ResNet(BuiltModel):
+    """The functional model `resnet()` builds, keeping its arguments
+    (`arguments`, `get_config`; see `BuiltModel`)."""
+
+
+@ResNet.builder
 def resnet(
     depth=50,
     norm="gn",
@@ -125,7 +132,6 @@ def resnet(
     dtype=None,
     weight_standardization=False,
     padding="symmetric",
-    source=None,
     **norm_args,
 ):
     """Builds a ResNet v1 as a functional `keras.Model`: bottleneck blocks, or
@@ -179,9 +185,6 @@ def resnet(
       padding: "symmetric" (default: PyTorch's and Caffe2's, what published
         weights were trained with) or "same" (TensorFlow's; it differs at
         stride 2 on even sizes).
-      source: where the model's weights come from, recorded in its config
-        for `keras_gn.models.preprocess` ("detectron", "timm", "ws"; set by
-        `keras_gn.models.load_pretrained`); None otherwise.
       **norm_args: for `keras_gn.normalization`, e.g. `groups=16` (used by
         GN only) or `momentum=0.99` (BN only).
 
@@ -190,25 +193,6 @@ def resnet(
       when `norm` is a name and `framework` "keras"; a plain functional model
       otherwise (a class or callable norm has no config to keep).
     """
-    arguments = dict(
-        depth=depth, norm=norm, include_top=include_top, num_classes=num_classes, input_shape=input_shape,
-        data_format=data_format, width=width, stem=stem, weight_decay=weight_decay, name=name,
-        framework=framework, endpoints=endpoints, decay_norms=decay_norms, stages=stages, dtype=dtype,
-        weight_standardization=weight_standardization, padding=padding, source=source, **norm_args,
-    )  # fmt: skip
-    if framework == "keras" and isinstance(norm, str):
-        return ResNet(**arguments)
-    inputs, outputs, name = _graph(**arguments)
-    return keras_module(framework).Model(inputs, outputs, name=name)
-
-
-def _graph(
-    depth, norm, include_top, num_classes, input_shape, data_format, width, stem, weight_decay, name, framework,
-    endpoints, decay_norms, stages, dtype, weight_standardization=False, padding="symmetric", source=None,
-    **norm_args,
-):  # fmt: skip
-    """(inputs, outputs, name) of `resnet()`'s model."""
-    del source  # recorded in the config only
     stages = _check_arguments(depth, data_format, stem, endpoints, stages, input_shape)
     check_padding(padding)
     check_weight_standardization(weight_standardization)
@@ -252,14 +236,6 @@ def _graph(
         x = K.layers.GlobalAveragePooling2D(data_format=data_format, name="pool", **layer_args)(x)
         outputs = logits(K, num_classes, reg)(x)
     return inputs, outputs, name or model_name(f"resnet{depth}", norm, weight_standardization)
-
-
-@keras.saving.register_keras_serializable(package="keras_gn")
-class ResNet(BuiltModel):
-    """The functional model `resnet()` builds, keeping its arguments
-    (`arguments`, `get_config`; see `BuiltModel`)."""
-
-    graph = staticmethod(_graph)
 
 
 def _check_arguments(depth, data_format, stem, endpoints, stages, input_shape):
