@@ -145,16 +145,16 @@ def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut, 
     import keras
     import numpy as np
 
-    from keras_gn.train.classification import _Backup
+    from keras_gn.train.backup import Backup
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
     backup_dir = tmp_path / "backup"
     x, y = np.ones((4, 3)), np.zeros((4, 2))
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[_Backup(str(backup_dir), write=True)])
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[Backup(str(backup_dir), write=True)])
     assert not backup_dir.exists()  # removed at the end of a finished fit, as Keras does
     # Two epochs backed up (one step each), then a kill while the third was written.
-    callback = _Backup(str(backup_dir))
+    callback = Backup(str(backup_dir))
     callback.set_model(model)
     for epoch in range(2):
         model.optimizer.iterations.assign_add(1)
@@ -168,7 +168,7 @@ def test_a_kill_while_backing_up_falls_back_to_the_backup_before(tmp_path, cut, 
         model.optimizer.iterations.assign_add(1)
         model.save_weights(str(weights))
     model.optimizer.iterations.assign(0)
-    restored = _Backup(str(backup_dir))
+    restored = Backup(str(backup_dir))
     restored.set_model(model)
     capsys.readouterr()
     restored.on_train_begin()

@@ -5,12 +5,11 @@ import pytest
 from absl import app, flags
 
 from keras_gn.study import StudyConfig
-from keras_gn.train import cli
-from keras_gn.train.classification import TrainConfig
+from keras_gn.train import TrainConfig, cli
 from keras_gn.train.video import VideoConfig
 
 RUNTIME = {"strategy", "num_gpus", "tpu", "cpu_devices"}
-# The flags the binaries took before their flags were made from the configs.
+# The binaries' flags: the runtime ones and each config field's.
 IMAGENET = RUNTIME | {
     "norm", "groups", "depth", "width", "dataset", "data_dir", "image_size", "epochs", "base_learning_rate",
     "base_batch", "decay_epochs", "weight_decay", "steps_per_epoch", "eval_steps", "synthetic_examples",
@@ -35,11 +34,28 @@ def test_binaries_keep_their_flags_and_defaults(config_cls, expected):
     values = _flags(config_cls)
     names = set(values)
     assert expected <= names
-    # The flags added since: SGD momentum, Weight Standardization, the padding and the warm-up,
-    # TrainConfig fields, and the ImageNet binary's virtual replicas.
+    # The recipe's further fields (SGD momentum, Weight Standardization, the padding, the warm-up), in
+    # both binaries, and the images' virtual replicas.
     added = {"momentum", "weight_standardization", "padding", "warmup_epochs"}
     assert names - expected == added | ({"virtual_replicas"} if config_cls is TrainConfig else set())
     assert config_cls(**cli.values(config_cls, values)) == config_cls()
+
+
+def test_video_config_has_the_shared_fields_and_none_of_the_images():
+    """VideoConfig is RunConfig's fields and the clips': no hidden image
+    fields (stem, images per replica, virtual replicas, layout)."""
+    import dataclasses
+
+    from keras_gn.train import RunConfig
+
+    shared = {f.name for f in dataclasses.fields(RunConfig)}
+    video = {f.name for f in dataclasses.fields(VideoConfig)}
+    image = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert shared <= video and shared <= image
+    assert image - shared == {"stem", "images_per_replica", "virtual_replicas", "data_format"}
+    assert video - shared == {"frames", "sample_rate", "clips_per_replica", "eval_clips", "init_checkpoint"}
+    assert VideoConfig().dataset == "kinetics400" and VideoConfig().base_learning_rate == 0.01
+    assert RunConfig().dataset == "imagenet2012"  # the video defaults do not leak
 
 
 def test_values_parse_types_lists_and_optionals():

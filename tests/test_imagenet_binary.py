@@ -104,7 +104,7 @@ def test_tfds_pipeline_on_mock_imagenet(tmp_path):
         # same evaluation batches, outside Keras's evaluate.
         import keras
 
-        from keras_gn.train.classification import ImageTask
+        from keras_gn.train import ImageTask
 
         task = ImageTask()
         evaluation = task.dataset(config, info=task.info(config), mode="evaluate", batch_size=4).take(2)
@@ -144,8 +144,7 @@ def test_weight_standardization_and_padding_flags_reach_the_model():
 
     from keras_gn import WSConv2D
     from keras_gn.data import DatasetInfo
-    from keras_gn.train import cli
-    from keras_gn.train.classification import ImageTask
+    from keras_gn.train import ImageTask, cli
 
     values = flags.FlagValues()
     cli.define_flags(TrainConfig, values)

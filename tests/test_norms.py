@@ -104,7 +104,7 @@ def test_weight_decay_reaches_every_weight_including_gamma_and_beta():
 
 
 def test_per_norm_arguments_reach_only_their_family():
-    # Callers pass groups= and momentum= whatever the norm (issue 14).
+    # Callers (the builders, the binaries) pass groups= and momentum= whatever the norm.
     gn = normalization("gn", groups=4, momentum=0.5)(axis=-1)
     assert gn.groups == 4
     bn = normalization("bn", groups=4, momentum=0.5)(axis=-1)

@@ -1,4 +1,4 @@
-"""keras_gn.train.runs (one run per folder) and keras_gn._startup (which
+"""keras_gn.apps.runs (one run per folder) and keras_gn._startup (which
 processes are binaries), in process."""
 
 import json
@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from keras_gn import _startup
+from keras_gn.apps import runs
 from keras_gn.errors import RunError
-from keras_gn.train import runs
 
 
 def _lock(folder, **owner):

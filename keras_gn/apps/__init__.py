@@ -8,5 +8,6 @@
 
 In a checkout, `python -m experiments.NAME` runs the same code. Every binary
 goes through `launch.run`: one-line errors, quiet logs (`--verbose` for
-TensorFlow's own).
+TensorFlow's own). The ones that write a run folder hold it with `runs`
+(one run per folder, a finished one kept, a killed one resumed).
 """

@@ -18,8 +18,7 @@ import os
 
 from absl import app, flags
 
-from keras_gn.apps import launch
-from keras_gn.train import runs
+from keras_gn.apps import launch, runs
 from keras_gn.train.strategy import STRATEGIES, is_chief
 
 FLAGS = flags.FLAGS

@@ -31,8 +31,7 @@ import os
 
 from absl import flags
 
-from keras_gn.apps import launch
-from keras_gn.train import runs
+from keras_gn.apps import launch, runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "model.keras written by keras-gn-imagenet.")

@@ -24,7 +24,7 @@ again resumes from its last finished epoch; a finished one is kept
 """
 
 from keras_gn.apps import training
-from keras_gn.train.classification import ImageTask, TrainConfig
+from keras_gn.train import ImageTask, TrainConfig
 
 main = training.binary(TrainConfig, ImageTask(), name="keras-gn-imagenet", doc=__doc__)
 

@@ -22,8 +22,8 @@ import os
 from absl import app, flags
 
 from keras_gn import study
-from keras_gn.apps import launch
-from keras_gn.train import cli, runs
+from keras_gn.apps import launch, runs
+from keras_gn.train import cli
 
 DEFAULT = study.StudyConfig()
 FLAGS = flags.FLAGS

@@ -4,16 +4,16 @@ anything runs, the run folder, and `keras_gn.train.train`."""
 import tensorflow as tf
 from absl import app, flags
 
-from keras_gn.apps import launch
+from keras_gn.apps import launch, runs
 from keras_gn.errors import RunError
-from keras_gn.train import cli, runs, train
+from keras_gn.train import cli, train
 from keras_gn.train.strategy import is_chief
 
 __all__ = ["binary", "define_flags", "train_in_folder"]
 
 FLAGS = flags.FLAGS
 
-# What a run writes in --model_dir (keras_gn.train.classification), and all
+# What a run writes in --model_dir (keras_gn.train.loop), and all
 # that --overwrite removes.
 OUTPUTS = ("backup", "checkpoints", "tensorboard", "model.keras", "results.json")
 

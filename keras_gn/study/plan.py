@@ -7,7 +7,7 @@ import dataclasses
 from keras_gn.models.resnet import STAGE_SIZES, check_groups
 from keras_gn.norms import NORMALIZATIONS
 from keras_gn.study.config import EXHIBITS, LARGE_BATCH, TABLE1_METHODS, Run, split_method
-from keras_gn.train.classification import LinearWarmup, step_schedule
+from keras_gn.train.schedule import LinearWarmup, step_schedule
 
 # The learning rate is divided by 10 at these fractions of training.
 DECAY_FRACTIONS = (0.3, 0.6, 0.9)

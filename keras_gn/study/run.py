@@ -17,7 +17,7 @@ from keras_gn.data.arrays import exposed, load_arrays
 from keras_gn.models.resnet import resnet
 from keras_gn.study import bn_error
 from keras_gn.study.plan import plan, run_schedule
-from keras_gn.train.classification import compile_classifier
+from keras_gn.train.loop import compile_classifier
 
 # Images per batch of the precise statistics' passes (only memory depends on it).
 PRECISE_BATCH = 250

@@ -1,9 +1,11 @@
 """Video classification with ResNet I3D (the paper's Kinetics study, Table 8).
 
 `train(VideoConfig(...), strategy, task=VideoTask())` runs the same loop as
-ImageNet (`keras_gn.train.classification.train`: checkpoints, resume,
-TensorBoard, results.json); this module supplies the clips, the I3D model
-(optionally inflated from an ImageNet checkpoint) and 10-clip testing.
+ImageNet (`keras_gn.train.train`: checkpoints, resume, TensorBoard,
+results.json); this module supplies the clips, the I3D model (optionally
+inflated from an ImageNet checkpoint) and 10-clip testing. `VideoConfig` is
+the fields every run has (`RunConfig`) and the clips' own; it has none of
+the images' (stem, images per replica, virtual replicas, layout).
 """
 
 import dataclasses
@@ -13,17 +15,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gn.config_flags import inherit, option
 from keras_gn.data.video import video_dataset
 from keras_gn.models import i3d_resnet, inflate
 from keras_gn.models.resnet import BASIC_DEPTHS, STAGE_SIZES
-from keras_gn.train.classification import ImageTask, TrainConfig, _check_mode
-from keras_gn.train.cli import inherit, option
+from keras_gn.train.config import RunConfig
+from keras_gn.train.task import ImageTask, check_mode
 
 __all__ = ["VideoConfig", "VideoTask"]
 
 
 @dataclasses.dataclass
-class VideoConfig(TrainConfig):
+class VideoConfig(RunConfig):
     """Defaults: the non-local networks recipe the GN paper's Kinetics runs
     followed, as we read it: 8 GPUs x 8 clips, SGD momentum 0.9, lr 0.01 per
     64 clips, 400k iterations with lr / 10 at 150k and 300k, weight decay
@@ -34,25 +37,25 @@ class VideoConfig(TrainConfig):
     clips_per_replica: int = option(8, "Clips per GPU (the paper: 8 or 4).", minimum=1)
     eval_clips: int = option(10, "Clips per video at test time (10-clip testing).", minimum=1)
     init_checkpoint: str = option("", "A 2-D model.keras from keras-gn-imagenet to inflate.")
-    # TrainConfig's fields with the video recipe's defaults (same flags and help).
-    dataset: str = inherit(TrainConfig, "dataset", "kinetics400")
-    epochs: int = inherit(TrainConfig, "epochs", 106)
-    decay_epochs: tuple = inherit(TrainConfig, "decay_epochs", (40, 80))
-    base_learning_rate: float = inherit(TrainConfig, "base_learning_rate", 0.01)
-    base_batch: int = inherit(TrainConfig, "base_batch", 64)
-    synthetic_classes: int = inherit(TrainConfig, "synthetic_classes", 400)
-    synthetic_examples: int = inherit(TrainConfig, "synthetic_examples", 64)
-    model_dir: str = inherit(TrainConfig, "model_dir", "/tmp/keras_gn_kinetics")
-    # Image-only settings: not flags of the video binary.
-    stem: str = inherit(TrainConfig, "stem", flag=False)
-    images_per_replica: int = inherit(TrainConfig, "images_per_replica", flag=False)
-    virtual_replicas: int = inherit(TrainConfig, "virtual_replicas", flag=False)
-    data_format: str = inherit(TrainConfig, "data_format", flag=False)
+    # Fields of every run with the video recipe's defaults (same flags and help).
+    dataset: str = inherit(RunConfig, "dataset", "kinetics400")
+    epochs: int = inherit(RunConfig, "epochs", 106)
+    decay_epochs: tuple = inherit(RunConfig, "decay_epochs", (40, 80))
+    base_learning_rate: float = inherit(RunConfig, "base_learning_rate", 0.01)
+    base_batch: int = inherit(RunConfig, "base_batch", 64)
+    synthetic_classes: int = inherit(RunConfig, "synthetic_classes", 400)
+    synthetic_examples: int = inherit(RunConfig, "synthetic_examples", 64)
+    model_dir: str = inherit(RunConfig, "model_dir", "/tmp/keras_gn_kinetics")
 
 
 class VideoTask(ImageTask):
+    """`ImageTask`'s checks and steps for clips and the I3D ResNet."""
+
     def per_replica_batch(self, config):
         return config.clips_per_replica
+
+    def virtual_replicas(self, config):
+        return 1  # BN's statistics are each device's clips
 
     def check(self, config):
         super().check(config)
@@ -69,7 +72,7 @@ class VideoTask(ImageTask):
     def dataset(self, config, *, info, mode, batch_size, input_context=None, drop_remainder=False):
         # Training and the per-epoch validation use one (the center) clip;
         # the final evaluation uses `eval_clips` clips per video.
-        training, repeat = _check_mode(mode)
+        training, repeat = check_mode(mode)
         clips = config.eval_clips if mode == "evaluate" else 1
         ds = video_dataset(
             config.dataset,
