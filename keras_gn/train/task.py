@@ -16,6 +16,8 @@ MODES = ("train", "validate", "evaluate")
 
 
 def check_mode(mode):
+    """(training, repeat) of a dataset `mode`; a ValueError naming the modes
+    for any other."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
     return mode == "train", mode != "evaluate"  # (training, repeat)
