@@ -26,9 +26,8 @@ normalization chosen by `norm`: bottleneck blocks, or basic blocks at depths
 
 import keras
 
-from keras_gn.models.blocks import (  # the helpers are re-exported: the other builders' names since their start
+from keras_gn.models.blocks import (
     EXPANSION,
-    PADDINGS,
     BuiltModel,
     apply_norm,
     check_padding,
@@ -53,9 +52,6 @@ __all__ = [
     "STEMS",
     "normalized_channels",
     "check_groups",
-    "conv_class",
-    "pad",
-    "PADDINGS",
 ]
 
 # stem -> (kernel, stride) of its convolution; "imagenet" adds a 3x3/2 max pool.
