@@ -201,3 +201,5 @@ def test_each_builder_keeps_exactly_its_signatures_arguments():
     # A norm with no name has no config to keep: a plain functional model.
     plain = resnet(8, keras.layers.LayerNormalization, width=8, stem="small", input_shape=(8, 8, 3))
     assert not isinstance(plain, ResNet) and plain.name == "resnet8_LayerNormalization"
+    with pytest.raises(TypeError, match="resnet\\(\\) takes no source: .* model.pretrained"):
+        resnet(8, width=8, stem="small", input_shape=(8, 8, 3), source="timm")

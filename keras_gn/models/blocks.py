@@ -210,6 +210,11 @@ class BuiltModel(keras.Model):
 
         @functools.wraps(graph)
         def build(*args, **kwargs):
+            if "source" in kwargs and "source" not in signature.parameters:
+                raise TypeError(
+                    f"{graph.__name__}() takes no source: where weights come from is not architecture; "
+                    "set model.pretrained = {'source': ...} (load_pretrained does) for preprocess."
+                )
             arguments = builder_arguments(signature, args, kwargs)
             if cls.keeps(arguments):
                 return cls(**arguments)
