@@ -315,13 +315,20 @@ def test_interrupted_study_skips_finished_runs(tmp_path, monkeypatch):
         study.run_study(dataclasses.replace(config, epochs=2), log=lambda line: None)
 
 
-def test_a_results_folder_of_the_one_replica_protocol_is_refused(tmp_path):
-    """The committed study of the protocol before replicas, as a results
-    folder of today's: refused, naming what differs, not mixed in."""
-    old = os.path.join(ROOT, "docs", "classification_study", "one_replica", "results.json")
+@pytest.mark.parametrize(
+    "protocol,differs",
+    [
+        ("one_replica", r".*replicas"),  # one replica per step
+        ("three_stages", r"depth, .*stem, warmup_epochs\)"),  # three stages, no warm-up
+    ],
+)
+def test_a_results_folder_of_an_earlier_protocol_is_refused(tmp_path, protocol, differs):
+    """A committed study of an earlier protocol, as the results folder of
+    the current one: refused, naming what differs, not mixed in."""
+    old = os.path.join(ROOT, "docs", "classification_study", protocol, "results.json")
     (tmp_path / "results.json").write_text(open(old).read())
     config = _config(output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match=r"holds runs of another protocol \(different .*replicas"):
+    with pytest.raises(ValueError, match=r"holds runs of another protocol \(different " + differs):
         study.run_study(config, log=lambda line: None)
 
 
@@ -632,16 +639,6 @@ def test_batch_statistics_evaluation_equals_bn_in_training_mode_on_each_batch(re
     # Not the inference outputs (which use the moving averages).
     assert not np.allclose(logits, model.predict(x[:200], verbose=0), atol=1e-2)
     assert bn_error.error(logits, np.argmax(reference, -1)) == 0.0
-
-
-def test_a_results_folder_of_the_three_stage_protocol_is_refused(tmp_path):
-    """The committed study of the protocol before the four-stage network and
-    warm-up, as a results folder of today's: refused, naming what differs."""
-    old = os.path.join(ROOT, "docs", "classification_study", "three_stages", "results.json")
-    (tmp_path / "results.json").write_text(open(old).read())
-    config = _config(output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match=r"holds runs of another protocol \(different depth, .*stem, warmup_epochs\)"):
-        study.run_study(config, log=lambda line: None)
 
 
 def test_the_study_runs_on_a_tfds_data_set_of_natural_images(tmp_path):
